@@ -1420,11 +1420,16 @@ func (x *UpdateFunctionCodeCmd) GetArchitectures() []string {
 }
 
 type UpdateFunctionConfigCmd struct {
-	state              protoimpl.MessageState `protogen:"open.v1"`
-	Header             *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
-	Name               string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Config             *FunctionConfig        `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"` // the complete new $LATEST config (merged by the proposer)
-	ExpectedRevisionId string                 `protobuf:"bytes,4,opt,name=expected_revision_id,json=expectedRevisionId,proto3" json:"expected_revision_id,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// config carries the new values of the fields named in fields (FunctionConfig
+	// field names, e.g. "memory_mb", "environment"); all other fields keep the
+	// value they have when the command is applied, so concurrent updates of
+	// different fields never undo each other. Code fields cannot be set here.
+	Config             *FunctionConfig `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	ExpectedRevisionId string          `protobuf:"bytes,4,opt,name=expected_revision_id,json=expectedRevisionId,proto3" json:"expected_revision_id,omitempty"`
+	Fields             []string        `protobuf:"bytes,5,rep,name=fields,proto3" json:"fields,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1485,6 +1490,13 @@ func (x *UpdateFunctionConfigCmd) GetExpectedRevisionId() string {
 		return x.ExpectedRevisionId
 	}
 	return ""
+}
+
+func (x *UpdateFunctionConfigCmd) GetFields() []string {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
 }
 
 type DeleteFunctionCmd struct {
@@ -2256,19 +2268,106 @@ func (x *UpdateAccountCmd) GetCodeStorageLimit() int64 {
 	return 0
 }
 
+// ApplyResult is what a command returns to its proposer: the entities it
+// created or changed, as they are after the command.
+type ApplyResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Function      *Function              `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	Version       *Version               `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Alias         *Alias                 `protobuf:"bytes,3,opt,name=alias,proto3" json:"alias,omitempty"`
+	Account       *Account               `protobuf:"bytes,4,opt,name=account,proto3" json:"account,omitempty"`
+	Key           *AccessKey             `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	Node          *Node                  `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyResult) Reset() {
+	*x = ApplyResult{}
+	mi := &file_fsmpb_fsm_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyResult) ProtoMessage() {}
+
+func (x *ApplyResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsmpb_fsm_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
+func (*ApplyResult) Descriptor() ([]byte, []int) {
+	return file_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ApplyResult) GetFunction() *Function {
+	if x != nil {
+		return x.Function
+	}
+	return nil
+}
+
+func (x *ApplyResult) GetVersion() *Version {
+	if x != nil {
+		return x.Version
+	}
+	return nil
+}
+
+func (x *ApplyResult) GetAlias() *Alias {
+	if x != nil {
+		return x.Alias
+	}
+	return nil
+}
+
+func (x *ApplyResult) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+func (x *ApplyResult) GetKey() *AccessKey {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *ApplyResult) GetNode() *Node {
+	if x != nil {
+		return x.Node
+	}
+	return nil
+}
+
 // SnapshotMeta opens every snapshot stream.
 type SnapshotMeta struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	Format           uint32                 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
-	AppliedIndex     uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LastTimeUnixNano int64                  `protobuf:"varint,3,opt,name=last_time_unix_nano,json=lastTimeUnixNano,proto3" json:"last_time_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Format            uint32                 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
+	AppliedIndex      uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastTimeUnixNano  int64                  `protobuf:"varint,3,opt,name=last_time_unix_nano,json=lastTimeUnixNano,proto3" json:"last_time_unix_nano,omitempty"`
+	LastPruneUnixNano int64                  `protobuf:"varint,4,opt,name=last_prune_unix_nano,json=lastPruneUnixNano,proto3" json:"last_prune_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsmpb_fsm_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2379,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_fsmpb_fsm_proto_msgTypes[28]
+	mi := &file_fsmpb_fsm_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2392,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_fsmpb_fsm_proto_rawDescGZIP(), []int{28}
+	return file_fsmpb_fsm_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotMeta) GetFormat() uint32 {
@@ -2313,6 +2412,13 @@ func (x *SnapshotMeta) GetAppliedIndex() uint64 {
 func (x *SnapshotMeta) GetLastTimeUnixNano() int64 {
 	if x != nil {
 		return x.LastTimeUnixNano
+	}
+	return 0
+}
+
+func (x *SnapshotMeta) GetLastPruneUnixNano() int64 {
+	if x != nil {
+		return x.LastPruneUnixNano
 	}
 	return 0
 }
@@ -2468,12 +2574,13 @@ const file_fsmpb_fsm_proto_rawDesc = "" +
 	"\ablob_id\x18\x05 \x01(\tR\x06blobId\x120\n" +
 	"\x14expected_revision_id\x18\x06 \x01(\tR\x12expectedRevisionId\x12\x18\n" +
 	"\apublish\x18\a \x01(\bR\apublish\x12$\n" +
-	"\rarchitectures\x18\b \x03(\tR\rarchitectures\"\xc3\x01\n" +
+	"\rarchitectures\x18\b \x03(\tR\rarchitectures\"\xdb\x01\n" +
 	"\x17UpdateFunctionConfigCmd\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.stoke.fsm.v1.HeaderR\x06header\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
 	"\x06config\x18\x03 \x01(\v2\x1c.stoke.fsm.v1.FunctionConfigR\x06config\x120\n" +
-	"\x14expected_revision_id\x18\x04 \x01(\tR\x12expectedRevisionId\"o\n" +
+	"\x14expected_revision_id\x18\x04 \x01(\tR\x12expectedRevisionId\x12\x16\n" +
+	"\x06fields\x18\x05 \x03(\tR\x06fields\"o\n" +
 	"\x11DeleteFunctionCmd\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.stoke.fsm.v1.HeaderR\x06header\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -2535,11 +2642,19 @@ const file_fsmpb_fsm_proto_rawDesc = "" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x12+\n" +
 	"\x11concurrency_limit\x18\x03 \x01(\x05R\x10concurrencyLimit\x12-\n" +
 	"\x12unreserved_minimum\x18\x04 \x01(\x05R\x11unreservedMinimum\x12,\n" +
-	"\x12code_storage_limit\x18\x05 \x01(\x03R\x10codeStorageLimit\"z\n" +
+	"\x12code_storage_limit\x18\x05 \x01(\x03R\x10codeStorageLimit\"\xa1\x02\n" +
+	"\vApplyResult\x122\n" +
+	"\bfunction\x18\x01 \x01(\v2\x16.stoke.fsm.v1.FunctionR\bfunction\x12/\n" +
+	"\aversion\x18\x02 \x01(\v2\x15.stoke.fsm.v1.VersionR\aversion\x12)\n" +
+	"\x05alias\x18\x03 \x01(\v2\x13.stoke.fsm.v1.AliasR\x05alias\x12/\n" +
+	"\aaccount\x18\x04 \x01(\v2\x15.stoke.fsm.v1.AccountR\aaccount\x12)\n" +
+	"\x03key\x18\x05 \x01(\v2\x17.stoke.fsm.v1.AccessKeyR\x03key\x12&\n" +
+	"\x04node\x18\x06 \x01(\v2\x12.stoke.fsm.v1.NodeR\x04node\"\xab\x01\n" +
 	"\fSnapshotMeta\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12-\n" +
-	"\x13last_time_unix_nano\x18\x03 \x01(\x03R\x10lastTimeUnixNano*W\n" +
+	"\x13last_time_unix_nano\x18\x03 \x01(\x03R\x10lastTimeUnixNano\x12/\n" +
+	"\x14last_prune_unix_nano\x18\x04 \x01(\x03R\x11lastPruneUnixNano*W\n" +
 	"\tKeyStatus\x12\x1a\n" +
 	"\x16KEY_STATUS_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KEY_STATUS_ACTIVE\x10\x01\x12\x17\n" +
@@ -2558,7 +2673,7 @@ func file_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_fsmpb_fsm_proto_goTypes = []any{
 	(KeyStatus)(0),                       // 0: stoke.fsm.v1.KeyStatus
 	(*Header)(nil),                       // 1: stoke.fsm.v1.Header
@@ -2589,21 +2704,22 @@ var file_fsmpb_fsm_proto_goTypes = []any{
 	(*UpsertNodeCmd)(nil),                // 26: stoke.fsm.v1.UpsertNodeCmd
 	(*RemoveNodeCmd)(nil),                // 27: stoke.fsm.v1.RemoveNodeCmd
 	(*UpdateAccountCmd)(nil),             // 28: stoke.fsm.v1.UpdateAccountCmd
-	(*SnapshotMeta)(nil),                 // 29: stoke.fsm.v1.SnapshotMeta
-	nil,                                  // 30: stoke.fsm.v1.FunctionConfig.ExtraEntry
-	nil,                                  // 31: stoke.fsm.v1.Function.TagsEntry
-	nil,                                  // 32: stoke.fsm.v1.Alias.AdditionalVersionWeightsEntry
-	nil,                                  // 33: stoke.fsm.v1.CreateFunctionCmd.TagsEntry
-	nil,                                  // 34: stoke.fsm.v1.UpdateAliasCmd.AdditionalVersionWeightsEntry
-	nil,                                  // 35: stoke.fsm.v1.TagResourceCmd.TagsEntry
+	(*ApplyResult)(nil),                  // 29: stoke.fsm.v1.ApplyResult
+	(*SnapshotMeta)(nil),                 // 30: stoke.fsm.v1.SnapshotMeta
+	nil,                                  // 31: stoke.fsm.v1.FunctionConfig.ExtraEntry
+	nil,                                  // 32: stoke.fsm.v1.Function.TagsEntry
+	nil,                                  // 33: stoke.fsm.v1.Alias.AdditionalVersionWeightsEntry
+	nil,                                  // 34: stoke.fsm.v1.CreateFunctionCmd.TagsEntry
+	nil,                                  // 35: stoke.fsm.v1.UpdateAliasCmd.AdditionalVersionWeightsEntry
+	nil,                                  // 36: stoke.fsm.v1.TagResourceCmd.TagsEntry
 }
 var file_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: stoke.fsm.v1.AccessKey.status:type_name -> stoke.fsm.v1.KeyStatus
-	30, // 1: stoke.fsm.v1.FunctionConfig.extra:type_name -> stoke.fsm.v1.FunctionConfig.ExtraEntry
+	31, // 1: stoke.fsm.v1.FunctionConfig.extra:type_name -> stoke.fsm.v1.FunctionConfig.ExtraEntry
 	5,  // 2: stoke.fsm.v1.Function.config:type_name -> stoke.fsm.v1.FunctionConfig
-	31, // 3: stoke.fsm.v1.Function.tags:type_name -> stoke.fsm.v1.Function.TagsEntry
+	32, // 3: stoke.fsm.v1.Function.tags:type_name -> stoke.fsm.v1.Function.TagsEntry
 	5,  // 4: stoke.fsm.v1.Version.config:type_name -> stoke.fsm.v1.FunctionConfig
-	32, // 5: stoke.fsm.v1.Alias.additional_version_weights:type_name -> stoke.fsm.v1.Alias.AdditionalVersionWeightsEntry
+	33, // 5: stoke.fsm.v1.Alias.additional_version_weights:type_name -> stoke.fsm.v1.Alias.AdditionalVersionWeightsEntry
 	1,  // 6: stoke.fsm.v1.CreateAccountCmd.header:type_name -> stoke.fsm.v1.Header
 	2,  // 7: stoke.fsm.v1.CreateAccountCmd.account:type_name -> stoke.fsm.v1.Account
 	1,  // 8: stoke.fsm.v1.CreateAccessKeyCmd.header:type_name -> stoke.fsm.v1.Header
@@ -2612,7 +2728,7 @@ var file_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 11: stoke.fsm.v1.SetAccessKeyStatusCmd.status:type_name -> stoke.fsm.v1.KeyStatus
 	1,  // 12: stoke.fsm.v1.CreateFunctionCmd.header:type_name -> stoke.fsm.v1.Header
 	5,  // 13: stoke.fsm.v1.CreateFunctionCmd.config:type_name -> stoke.fsm.v1.FunctionConfig
-	33, // 14: stoke.fsm.v1.CreateFunctionCmd.tags:type_name -> stoke.fsm.v1.CreateFunctionCmd.TagsEntry
+	34, // 14: stoke.fsm.v1.CreateFunctionCmd.tags:type_name -> stoke.fsm.v1.CreateFunctionCmd.TagsEntry
 	1,  // 15: stoke.fsm.v1.UpdateFunctionCodeCmd.header:type_name -> stoke.fsm.v1.Header
 	1,  // 16: stoke.fsm.v1.UpdateFunctionConfigCmd.header:type_name -> stoke.fsm.v1.Header
 	5,  // 17: stoke.fsm.v1.UpdateFunctionConfigCmd.config:type_name -> stoke.fsm.v1.FunctionConfig
@@ -2621,22 +2737,28 @@ var file_fsmpb_fsm_proto_depIdxs = []int32{
 	1,  // 20: stoke.fsm.v1.CreateAliasCmd.header:type_name -> stoke.fsm.v1.Header
 	8,  // 21: stoke.fsm.v1.CreateAliasCmd.alias:type_name -> stoke.fsm.v1.Alias
 	1,  // 22: stoke.fsm.v1.UpdateAliasCmd.header:type_name -> stoke.fsm.v1.Header
-	34, // 23: stoke.fsm.v1.UpdateAliasCmd.additional_version_weights:type_name -> stoke.fsm.v1.UpdateAliasCmd.AdditionalVersionWeightsEntry
+	35, // 23: stoke.fsm.v1.UpdateAliasCmd.additional_version_weights:type_name -> stoke.fsm.v1.UpdateAliasCmd.AdditionalVersionWeightsEntry
 	1,  // 24: stoke.fsm.v1.DeleteAliasCmd.header:type_name -> stoke.fsm.v1.Header
 	1,  // 25: stoke.fsm.v1.PutFunctionConcurrencyCmd.header:type_name -> stoke.fsm.v1.Header
 	1,  // 26: stoke.fsm.v1.DeleteFunctionConcurrencyCmd.header:type_name -> stoke.fsm.v1.Header
 	1,  // 27: stoke.fsm.v1.TagResourceCmd.header:type_name -> stoke.fsm.v1.Header
-	35, // 28: stoke.fsm.v1.TagResourceCmd.tags:type_name -> stoke.fsm.v1.TagResourceCmd.TagsEntry
+	36, // 28: stoke.fsm.v1.TagResourceCmd.tags:type_name -> stoke.fsm.v1.TagResourceCmd.TagsEntry
 	1,  // 29: stoke.fsm.v1.UntagResourceCmd.header:type_name -> stoke.fsm.v1.Header
 	1,  // 30: stoke.fsm.v1.UpsertNodeCmd.header:type_name -> stoke.fsm.v1.Header
 	9,  // 31: stoke.fsm.v1.UpsertNodeCmd.node:type_name -> stoke.fsm.v1.Node
 	1,  // 32: stoke.fsm.v1.RemoveNodeCmd.header:type_name -> stoke.fsm.v1.Header
 	1,  // 33: stoke.fsm.v1.UpdateAccountCmd.header:type_name -> stoke.fsm.v1.Header
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	6,  // 34: stoke.fsm.v1.ApplyResult.function:type_name -> stoke.fsm.v1.Function
+	7,  // 35: stoke.fsm.v1.ApplyResult.version:type_name -> stoke.fsm.v1.Version
+	8,  // 36: stoke.fsm.v1.ApplyResult.alias:type_name -> stoke.fsm.v1.Alias
+	2,  // 37: stoke.fsm.v1.ApplyResult.account:type_name -> stoke.fsm.v1.Account
+	3,  // 38: stoke.fsm.v1.ApplyResult.key:type_name -> stoke.fsm.v1.AccessKey
+	9,  // 39: stoke.fsm.v1.ApplyResult.node:type_name -> stoke.fsm.v1.Node
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_fsmpb_fsm_proto_init() }
@@ -2650,7 +2772,7 @@ func file_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsmpb_fsm_proto_rawDesc), len(file_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
