@@ -52,26 +52,26 @@ func (f *FSM) Store() *Store { return f.store }
 // Proposers are protected from that path by Validate, which every entry
 // passes before it is appended.
 func (f *FSM) Apply(index uint64, data []byte) Result {
-	defer f.store.setApplied(index)
+	st := f.store
+	lastTime, lastPrune := st.lastTime, st.lastPrune
 	t, cmd, err := Decode(data)
 	switch {
 	case err == nil:
-	case len(data) > 0 && !t.Known() && t.Ignorable():
-		return Result{Index: index, Err: err}
-	case len(data) > 0 && !t.Known():
+	case len(data) > 0 && !t.Known() && !t.Ignorable():
 		panic(fmt.Sprintf("fsm: entry %d has unknown command type %d; this binary is too old for the log", index, data[0]))
 	default:
+		// Malformed, or unknown but ignorable: refused the same way everywhere.
+		st.commit(nil, index, lastTime, lastPrune)
 		return Result{Index: index, Err: err}
 	}
 
 	h := cmd.GetHeader()
-	txn := f.store.db.Load().Txn(true)
+	lastTime = max(lastTime, h.TimeUnixNano)
+	txn := st.db.Load().Txn(true)
 	defer txn.Abort()
-	if h.TimeUnixNano > f.store.lastTime {
-		f.store.lastTime = h.TimeUnixNano
-	}
 	if h.RequestId != "" {
 		if rec, _ := txn.First(tableRequests, indexID, h.RequestId); rec != nil {
+			st.commit(nil, index, lastTime, lastPrune)
 			return recordedResult(index, rec.(*fsmpb.RequestRecord))
 		}
 	}
@@ -81,17 +81,21 @@ func (f *FSM) Apply(index uint64, data []byte) Result {
 	if applyErr != nil {
 		// A refused command changes nothing but its request record.
 		txn.Abort()
-		txn = f.store.db.Load().Txn(true)
+		txn = st.db.Load().Txn(true)
 		a.txn = txn
 		value = nil
 	}
 	if h.RequestId != "" {
 		if err := a.recordRequest(t, value, applyErr); err != nil {
+			st.commit(nil, index, lastTime, lastPrune)
 			return Result{Index: index, Err: err}
 		}
 	}
-	f.pruneRequests(txn)
-	txn.Commit()
+	if lastTime-lastPrune >= int64(requestPruneStep) {
+		lastPrune = lastTime
+		pruneRequests(txn, lastTime-int64(requestRetention))
+	}
+	st.commit(txn, index, lastTime, lastPrune)
 	return Result{Index: index, Value: value, Err: applyErr}
 }
 
@@ -110,16 +114,10 @@ func recordedResult(index uint64, rec *fsmpb.RequestRecord) Result {
 	return res
 }
 
-// pruneRequests drops request records older than requestRetention, at most
-// once per requestPruneStep of leader time. It depends only on replicated
-// state, so every replica prunes the same records at the same index.
-func (f *FSM) pruneRequests(txn *memdb.Txn) {
-	now := f.store.lastTime
-	if now-f.store.lastPrune < int64(requestPruneStep) {
-		return
-	}
-	f.store.lastPrune = now
-	cutoff := now - int64(requestRetention)
+// pruneRequests drops request records stamped before cutoff. It depends
+// only on replicated state, so every replica prunes the same records at the
+// same index.
+func pruneRequests(txn *memdb.Txn, cutoff int64) {
 	it, err := txn.Get(tableRequests, indexID)
 	if err != nil {
 		return

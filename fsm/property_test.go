@@ -40,7 +40,7 @@ func randomCommand(rng *rand.Rand, r *replica) Command {
 			ExpectedRevisionId: staleOrCurrent(), Publish: rng.IntN(3) == 0}
 	case 4:
 		return &fsmpb.UpdateFunctionConfigCmd{Header: h, Name: fnName, Fields: []string{"memory_mb", "description"},
-			Config: &fsmpb.FunctionConfig{MemoryMb: int32(128 * (1 + rng.IntN(3))), Description: strconv.Itoa(rng.IntN(5))},
+			Config:             &fsmpb.FunctionConfig{MemoryMb: int32(128 * (1 + rng.IntN(3))), Description: strconv.Itoa(rng.IntN(5))},
 			ExpectedRevisionId: staleOrCurrent()}
 	case 5:
 		return &fsmpb.DeleteFunctionCmd{Header: h, Name: fnName, Version: int64(rng.IntN(3))}

@@ -83,15 +83,17 @@ type Snapshot struct {
 	meta *fsmpb.SnapshotMeta
 }
 
-// Snapshot captures the current state. Call it from the Apply goroutine.
+// Snapshot captures the current state. It may be called from any
+// goroutine; raft calls it from the apply goroutine.
 func (f *FSM) Snapshot() *Snapshot {
+	txn, applied, lastTime, lastPrune := f.store.capture()
 	return &Snapshot{
-		txn: f.store.db.Load().Txn(false),
+		txn: txn,
 		meta: &fsmpb.SnapshotMeta{
 			Format:            snapshotFormat,
-			AppliedIndex:      f.store.AppliedIndex(),
-			LastTimeUnixNano:  f.store.lastTime,
-			LastPruneUnixNano: f.store.lastPrune,
+			AppliedIndex:      applied,
+			LastTimeUnixNano:  lastTime,
+			LastPruneUnixNano: lastPrune,
 		},
 	}
 }
@@ -223,8 +225,7 @@ func (s *Store) restore(db *memdb.MemDB, meta *fsmpb.SnapshotMeta) {
 	s.db.Store(db)
 	s.lastTime = meta.LastTimeUnixNano
 	s.lastPrune = meta.LastPruneUnixNano
-	s.applied = meta.AppliedIndex
-	s.appliedA.Store(meta.AppliedIndex)
+	s.applied.Store(meta.AppliedIndex)
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()

@@ -18,14 +18,16 @@ import (
 type Store struct {
 	db atomic.Pointer[memdb.MemDB]
 
-	mu       sync.Mutex
-	applied  uint64        // guarded by mu; also published in appliedA
-	appliedA atomic.Uint64 // lock-free read of the applied index
-	changed  chan struct{} // closed and replaced after every apply
+	// mu serialises commits, restores and captures, so that a capture sees
+	// a database and the counters that belong to it.
+	mu      sync.Mutex
+	applied atomic.Uint64 // index of the last command applied
+	changed chan struct{} // closed and replaced after every commit
 
 	// lastTime is the newest leader time seen in a command; lastPrune the
 	// leader time request records were last pruned at. Both are part of the
-	// replicated state (they travel in snapshots) because Apply depends on them.
+	// replicated state (they travel in snapshots) because Apply depends on
+	// them. Written only under mu by the apply goroutine.
 	lastTime  int64
 	lastPrune int64
 }
@@ -47,25 +49,37 @@ func newDB() *memdb.MemDB {
 	return db
 }
 
-// AppliedIndex is the Raft index of the last entry applied to this replica.
-func (s *Store) AppliedIndex() uint64 { return s.appliedA.Load() }
+// AppliedIndex is the Raft index of the last command applied to this replica.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
 
-func (s *Store) setApplied(index uint64) {
+// commit makes an apply visible: the write transaction, the counters and
+// the applied index change together, then waiters wake.
+func (s *Store) commit(txn *memdb.Txn, index uint64, lastTime, lastPrune int64) {
 	s.mu.Lock()
-	if index > s.applied {
-		s.applied = index
-		s.appliedA.Store(index)
+	if txn != nil {
+		txn.Commit()
+	}
+	s.lastTime, s.lastPrune = lastTime, lastPrune
+	if index > s.applied.Load() {
+		s.applied.Store(index)
 	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 }
 
+// capture returns a read transaction with the counters that belong to it.
+func (s *Store) capture() (txn *memdb.Txn, applied uint64, lastTime, lastPrune int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.db.Load().Txn(false), s.applied.Load(), s.lastTime, s.lastPrune
+}
+
 // WaitForIndex blocks until the replica has applied index or ctx ends.
 func (s *Store) WaitForIndex(ctx context.Context, index uint64) error {
 	for {
 		s.mu.Lock()
-		applied, ch := s.applied, s.changed
+		applied, ch := s.applied.Load(), s.changed
 		s.mu.Unlock()
 		if applied >= index {
 			return nil
