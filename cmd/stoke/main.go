@@ -1,12 +1,63 @@
 // Command stoke is both the Stoke agent and its command-line client.
+//
+//	stoke agent [flags]        run a node (HTTP API, Raft, worker)
+//	stoke credentials          print the admin credentials as an AWS CLI profile
+//	stoke keygen               print a new cluster key
+//	stoke version              print the build version
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"sort"
 )
 
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// command is one `stoke` subcommand.
+type command struct {
+	summary string
+	run     func(args []string) error
+}
+
+var commands = map[string]command{
+	"agent":       {"run a Stoke node", runAgent},
+	"credentials": {"print the admin credentials as an AWS CLI profile", runCredentials},
+	"keygen":      {"print a new cluster key", runKeygen},
+	"version":     {"print the build version", func([]string) error { fmt.Println(version); return nil }},
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "stoke: not yet implemented")
-	os.Exit(2)
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "stoke: unknown command %q\n\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	if err := cmd.run(os.Args[2:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintf(os.Stderr, "stoke %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: stoke <command> [flags]\n\ncommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(os.Stderr, "  %-12s %s\n", name, commands[name].summary)
+	}
 }

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/stokehq/stoke/node"
+)
+
+// runAgent maps flags onto node.Config, starts the agent and runs it until
+// SIGINT or SIGTERM.
+func runAgent(args []string) error {
+	cfg := node.DefaultConfig()
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.StringVar(&cfg.NodeID, "node-id", "", "node id (default: stored in the data dir, or generated)")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for all node state")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "Lambda API listen address")
+	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft transport listen address")
+	fs.StringVar(&cfg.RaftAdvertise, "raft-advertise", "", "Raft address peers dial (default: -raft-addr)")
+	fs.StringVar(&cfg.Region, "region", cfg.Region, "region name used in ARNs and SigV4")
+	fs.StringVar(&cfg.ClusterKeyFile, "cluster-key-file", "", "cluster key file (default: DATA_DIR/keys/cluster.key)")
+	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "form a new single-server cluster if the data dir has no Raft state")
+	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: one node on loopback, bootstrapped, fast timeouts")
+	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "disable SigV4 authentication (local experiments only)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Console = os.Stderr
+	if cfg.Dev {
+		cfg.Bootstrap = true
+		cfg.RaftHeartbeatTimeout = 200 * time.Millisecond
+		cfg.RaftElectionTimeout = 200 * time.Millisecond
+	}
+
+	agent, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return agent.Run(ctx)
+}

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// Config configures one Stoke agent. Every field has a default in
+// DefaultConfig; cmd/stoke maps flags and the config file onto it.
+type Config struct {
+	// NodeID names this node in the cluster; empty means the id stored in
+	// the data dir, or a new random one on first start.
+	NodeID string
+	// DataDir holds everything the node persists: Raft state, the cluster
+	// key, blobs, logs and sandbox scratch space.
+	DataDir string
+	// HTTPAddr is where the Lambda API, /metrics and health endpoints listen.
+	HTTPAddr string
+	// RaftAddr is where the Raft transport listens; RaftAdvertise is the
+	// address peers dial (empty: RaftAddr).
+	RaftAddr      string
+	RaftAdvertise string
+	// Region is the AWS region name used in ARNs and SigV4 scopes.
+	Region string
+	// Bootstrap forms a new single-server cluster when the data dir holds
+	// no Raft state (dev mode and the first server of a cluster).
+	Bootstrap bool
+	// Dev relaxes production defaults for a local single machine:
+	// plaintext node-to-node traffic on loopback, fast timeouts.
+	Dev bool
+	// NoAuth disables SigV4 verification (local experiments only; logged
+	// loudly at start).
+	NoAuth bool
+	// ClusterKeyFile is the cluster secret shared by every node (created
+	// on first start when missing). Default: DataDir/keys/cluster.key.
+	ClusterKeyFile string
+	// CredentialsFile receives the first admin access key in AWS CLI
+	// credentials format (0600). Default: DataDir/credentials.
+	CredentialsFile string
+	// Raft timing; zero values take cluster.DefaultRaftConfig's.
+	RaftHeartbeatTimeout time.Duration
+	RaftElectionTimeout  time.Duration
+	// ShutdownTimeout bounds graceful shutdown (in-flight requests finish).
+	ShutdownTimeout time.Duration
+	// MaxRequestBytes bounds any API request body that is not a function
+	// upload (uploads have their own, larger bound).
+	MaxRequestBytes int64
+
+	Logger *slog.Logger
+	// Console receives the few messages meant for a person at a terminal
+	// (the admin credentials, printed once when they are created). nil: none.
+	Console io.Writer
+}
+
+// DefaultConfig returns a configuration that runs one node on loopback.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "stoke-data",
+		HTTPAddr:        "127.0.0.1:9000",
+		RaftAddr:        "127.0.0.1:9101",
+		Region:          "local",
+		ShutdownTimeout: 15 * time.Second,
+		MaxRequestBytes: 6 << 20,
+		Logger:          slog.Default(),
+	}
+}
+
+var regionRE = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("node: DataDir is required")
+	}
+	if !regionRE.MatchString(c.Region) {
+		return fmt.Errorf("node: region %q must be 1-32 lowercase letters, digits or dashes", c.Region)
+	}
+	for name, addr := range map[string]string{"HTTPAddr": c.HTTPAddr, "RaftAddr": c.RaftAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("node: %s %q: %w", name, addr, err)
+		}
+	}
+	if c.ShutdownTimeout <= 0 || c.MaxRequestBytes <= 0 {
+		return errors.New("node: ShutdownTimeout and MaxRequestBytes must be positive")
+	}
+	if c.Logger == nil {
+		return errors.New("node: Logger is required")
+	}
+	return nil
+}
+
+func (c *Config) clusterKeyFile() string {
+	if c.ClusterKeyFile != "" {
+		return c.ClusterKeyFile
+	}
+	return filepath.Join(c.DataDir, "keys", "cluster.key")
+}
+
+func (c *Config) credentialsFile() string {
+	if c.CredentialsFile != "" {
+		return c.CredentialsFile
+	}
+	return filepath.Join(c.DataDir, "credentials")
+}
