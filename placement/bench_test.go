@@ -89,3 +89,16 @@ func BenchmarkNewRing(b *testing.B) {
 		})
 	}
 }
+
+var sinkHash uint64
+
+// BenchmarkHashKey is the cost of hashing one function version key, part
+// of every lookup.
+func BenchmarkHashKey(b *testing.B) {
+	ks := keys(4096) // "123456789012/fn-N/V", about 20 bytes
+	i := 0
+	for b.Loop() {
+		sinkHash = hashKey(ks[i%len(ks)])
+		i++
+	}
+}

@@ -48,7 +48,7 @@ type Ring struct {
 //
 // NewRing panics if cfg.Validate fails: the configuration is checked once
 // at startup, and a ring built from a bad one would be meaningless.
-// Building costs O(P log P) for P points in all (about 5 ms for 100 nodes
+// Building costs O(P log P) for P points in all (about 10 ms for 100 nodes
 // of 16 GiB under DefaultConfig); do it when membership changes, not per
 // invocation.
 func NewRing(members []Member, cfg Config) *Ring {

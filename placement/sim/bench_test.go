@@ -74,6 +74,42 @@ func BenchmarkPlacementSim(b *testing.B) {
 	fmt.Print(t.String())
 }
 
+// BenchmarkLoadFactorSweep replays the bounded ring with load factors
+// from 1.25 to 3 at 20 and 100 nodes, the figures behind the default
+// c = 1.25 (docs/placement.md):
+//
+//	go test -run '^$' -bench LoadFactorSweep -benchtime 1x ./placement/sim
+func BenchmarkLoadFactorSweep(b *testing.B) {
+	var t strings.Builder
+	t.WriteString("\n| trace | N | load factor | warm hits | cold starts | rejected | off home | idle GB mean | imbalance (run / minute) |\n")
+	t.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range benchScenarios(b)[:2] {
+		for _, n := range []int{20, 100} {
+			tr, cfg, err := sc.Build(n, DefaultConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range []float64{1.25, 1.5, 2, 3} {
+				cfg.Ring.LoadFactor = c
+				b.Run(fmt.Sprintf("%s/N=%d/c=%v", sc.name, n, c), func(b *testing.B) {
+					var r Result
+					for b.Loop() {
+						if r, err = Run(tr, cfg, BoundedRing); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(100*r.WarmRatio(), "warm-%")
+					b.ReportMetric(r.Imbalance, "imbalance")
+					fmt.Fprintf(&t, "| %s | %d | %v | %.1f%% | %d | %d | %.1f%% | %.0f | %.2f / %.2f |\n",
+						sc.name, n, c, 100*r.WarmRatio(), r.ColdStarts, r.Rejected,
+						100*float64(r.OffHome)/float64(r.Invocations), r.MeanIdleMB/1024, r.Imbalance, r.MinuteImbalance)
+				})
+			}
+		}
+	}
+	fmt.Print(t.String())
+}
+
 type benchScenario struct {
 	name string
 	Scenario
