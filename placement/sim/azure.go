@@ -42,7 +42,25 @@ func LoadAzure(dir string, n int) (*Trace, error) {
 		return nil, err
 	}
 
-	// Durations by HashFunction: Average, then percentile_Average_{0,1,25,50,75,99,100}.
+	for _, f := range []struct {
+		name string
+		rows [][]string
+		cols []string
+	}{
+		{"inv", inv, []string{"HashFunction", "HashApp", "HashOwner"}},
+		{"run", run, []string{"HashFunction"}},
+		{"mem", mem, []string{"HashApp"}},
+	} {
+		h := header(f.rows[0])
+		for _, col := range f.cols {
+			if _, ok := h[col]; !ok {
+				return nil, fmt.Errorf("sim: %d_%s.csv has no %s column", n, f.name, col)
+			}
+		}
+	}
+
+	// Durations by HashFunction, from the percentiles of its average
+	// duration.
 	durations := map[string]Quantiles{}
 	rh := header(run[0])
 	pcols := []string{"percentile_Average_0", "percentile_Average_1", "percentile_Average_25",

@@ -38,6 +38,7 @@ func BenchmarkPlacementSim(b *testing.B) {
 				b.Run(name, func(b *testing.B) {
 					var r Result
 					for b.Loop() {
+						var err error
 						if r, err = Run(tr, cfg, p); err != nil {
 							b.Fatal(err)
 						}
@@ -94,6 +95,7 @@ func BenchmarkLoadFactorSweep(b *testing.B) {
 				b.Run(fmt.Sprintf("%s/N=%d/c=%v", sc.name, n, c), func(b *testing.B) {
 					var r Result
 					for b.Loop() {
+						var err error
 						if r, err = Run(tr, cfg, BoundedRing); err != nil {
 							b.Fatal(err)
 						}
