@@ -43,10 +43,11 @@ type Config struct {
 	Seed uint64
 }
 
-// DefaultConfig is the cluster the placement benchmark simulates, with
-// Nodes to be set: 16 GiB per node, Lambda-like 10-minute keep-alive, a
-// 250 ms cold start, three candidates (home and two spills), 20 minutes
-// of warm-up and a 10-second idle-memory sample.
+// DefaultConfig is the replay BenchmarkPlacementSim starts from, before
+// Scenario.Build sets Nodes and sizes NodeMemoryMB: Lambda's 10-minute
+// keep-alive and 15-minute timeout, a 250 ms cold start, three candidates
+// (home and two spill targets), 20 minutes of warm-up and an idle-memory
+// sample every 10 seconds.
 func DefaultConfig() Config {
 	return Config{
 		NodeMemoryMB:  16 * 1024,
