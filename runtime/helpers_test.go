@@ -176,3 +176,5 @@ func decode[T any](t testing.TB, res Result) T {
 	}
 	return v
 }
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

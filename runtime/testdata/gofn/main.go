@@ -138,24 +138,24 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		}
 		return "opened all", nil
 	case "forkbomb":
-		// Start ev.N sleeping children; report how many started.
-		var cmds []*exec.Cmd
-		started := 0
+		// Start up to ev.N sleeping children (raw fork+exec: no descriptor
+		// per child) and report how many started and the first error.
+		var pids []int
 		var firstErr string
 		for i := 0; i < ev.N; i++ {
-			c := exec.Command("/bin/sleep", "30")
-			if err := c.Start(); err != nil {
+			pid, err := syscall.ForkExec("/bin/sleep", []string{"sleep", "30"}, &syscall.ProcAttr{})
+			if err != nil {
 				firstErr = err.Error()
 				break
 			}
-			cmds = append(cmds, c)
-			started++
+			pids = append(pids, pid)
 		}
-		for _, c := range cmds {
-			c.Process.Kill()
-			c.Wait()
+		for _, pid := range pids {
+			syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, 0, nil)
 		}
-		return map[string]any{"started": started, "err": firstErr}, nil
+		return map[string]any{"started": len(pids), "err": firstErr}, nil
 	case "spawn":
 		// Leave a background process running (teardown must kill it).
 		c := exec.Command("/bin/sleep", "300")
