@@ -43,7 +43,7 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	if inv.InvokedFunctionARN == "" {
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
-	l, err := p.acquire(ctx, fn, inv.NoQueue)
+	l, err := p.acquire(ctx, fn, inv.NoQueue, false)
 	if err != nil {
 		return Result{}, err
 	}
@@ -95,13 +95,9 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		l, err := p.acquire(ctx, fn, false)
+		l, err := p.acquire(ctx, fn, false, true)
 		if err != nil {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
-		}
-		if l.sb != nil { // an idle one appeared meanwhile: it counts
-			p.returnSandbox(l.sb)
-			continue
 		}
 		sb, failed, err := p.coldStart(fn, def, nil, l.memMB, "provisioned-concurrency")
 		if err != nil {

@@ -39,6 +39,7 @@ type Pool struct {
 
 	// Totals, written under mu, read lock-free by Stats.
 	nInit, nIdle, nBusy, memUsed, queued atomic.Int64
+	reapPasses                           atomic.Int64 // for tests
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -60,6 +61,7 @@ type lease struct {
 type waiter struct {
 	key   string
 	mem   int
+	fresh bool       // wants memory for a new sandbox, not an idle one
 	grant chan lease // buffered(1)
 	elem  *list.Element
 }
@@ -242,8 +244,8 @@ func (p *Pool) dropKeyIfEmptyLocked(key string) {
 // tryAcquireLocked gives an idle sandbox of key, or reserves mem, evicting
 // idle sandboxes (least recently used first, never prewarmed ones) if that
 // makes room. Evicted sandboxes are returned for teardown outside the lock.
-func (p *Pool) tryAcquireLocked(key string, mem int) (lease, []*sandbox, bool) {
-	if ks := p.keys[key]; ks != nil && len(ks.idleStack) > 0 {
+func (p *Pool) tryAcquireLocked(key string, mem int, fresh bool) (lease, []*sandbox, bool) {
+	if ks := p.keys[key]; !fresh && ks != nil && len(ks.idleStack) > 0 {
 		sb := ks.idleStack[len(ks.idleStack)-1]
 		ks.idleStack = ks.idleStack[:len(ks.idleStack)-1]
 		p.idleLRU.Remove(sb.idleElem)
@@ -324,7 +326,7 @@ func (p *Pool) serveQueueLocked() []*sandbox {
 	for e := p.waiters.Front(); e != nil; {
 		next := e.Next()
 		w := e.Value.(*waiter)
-		if l, ev, ok := p.tryAcquireLocked(w.key, w.mem); ok {
+		if l, ev, ok := p.tryAcquireLocked(w.key, w.mem, w.fresh); ok {
 			evicted = append(evicted, ev...)
 			p.waiters.Remove(e)
 			p.queued.Add(-1)
@@ -347,14 +349,14 @@ func (p *Pool) destroyAsync(sbs []*sandbox) {
 }
 
 // acquire waits for a lease for fn: an idle sandbox of its Key, or memory
-// for a new one.
-func (p *Pool) acquire(ctx context.Context, fn FunctionSpec, noQueue bool) (lease, error) {
+// for a new one (only memory when fresh is set).
+func (p *Pool) acquire(ctx context.Context, fn FunctionSpec, noQueue, fresh bool) (lease, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return lease{}, ErrClosed
 	}
-	if l, evicted, ok := p.tryAcquireLocked(fn.Key, fn.MemoryMB); ok {
+	if l, evicted, ok := p.tryAcquireLocked(fn.Key, fn.MemoryMB, fresh); ok {
 		p.mu.Unlock()
 		p.destroyAsync(evicted)
 		return l, nil
@@ -367,7 +369,7 @@ func (p *Pool) acquire(ctx context.Context, fn FunctionSpec, noQueue bool) (leas
 		p.mu.Unlock()
 		return lease{}, fmt.Errorf("%w (%d waiting)", ErrQueueFull, p.cfg.MaxQueue)
 	}
-	w := &waiter{key: fn.Key, mem: fn.MemoryMB, grant: make(chan lease, 1)}
+	w := &waiter{key: fn.Key, mem: fn.MemoryMB, fresh: fresh, grant: make(chan lease, 1)}
 	w.elem = p.waiters.PushBack(w)
 	p.queued.Add(1)
 	p.mu.Unlock()
@@ -509,6 +511,7 @@ func (p *Pool) reapIdle() {
 		evicted := p.serveQueueLocked()
 		p.mu.Unlock()
 		p.destroyAsync(append(expired, evicted...))
+		p.reapPasses.Add(1)
 	}
 }
 
