@@ -138,6 +138,7 @@ type sandboxCgroupV1 struct {
 	cg   cgroup1.Cgroup
 	mgr  *cgroupV1
 	path string
+	peak counterFile
 }
 
 func (s *sandboxCgroupV1) addProc(pid int) error { return s.cg.AddProc(uint64(pid)) }
@@ -161,10 +162,11 @@ func (s *sandboxCgroupV1) setLimits(memMB int, mode CPUMode) error {
 }
 
 func (s *sandboxCgroupV1) peakMemoryBytes() (uint64, error) {
-	return readUintFile(filepath.Join(cgroupRoot, "memory", s.path, "memory.max_usage_in_bytes"))
+	return s.peak.read(filepath.Join(cgroupRoot, "memory", s.path, "memory.max_usage_in_bytes"))
 }
 
 func (s *sandboxCgroupV1) destroy() error {
+	s.peak.close()
 	for _, c := range v1Controllers {
 		killCgroupProcs(filepath.Join(cgroupRoot, string(c), s.path))
 	}
@@ -252,6 +254,7 @@ func (m *cgroupV2) close() error {
 type sandboxCgroupV2 struct {
 	m    *cgroup2.Manager
 	path string
+	peak counterFile
 }
 
 func (s *sandboxCgroupV2) addProc(pid int) error { return s.m.AddProc(uint64(pid)) }
@@ -276,10 +279,11 @@ func (s *sandboxCgroupV2) setLimits(memMB int, mode CPUMode) error {
 }
 
 func (s *sandboxCgroupV2) peakMemoryBytes() (uint64, error) {
-	return readUintFile(filepath.Join(cgroupRoot, s.path, "memory.peak"))
+	return s.peak.read(filepath.Join(cgroupRoot, s.path, "memory.peak"))
 }
 
 func (s *sandboxCgroupV2) destroy() error {
+	s.peak.close()
 	p := filepath.Join(cgroupRoot, s.path)
 	if os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0) != nil {
 		killCgroupProcs(p)
@@ -336,10 +340,32 @@ func rmdirRetry(dir string) error {
 	return &os.PathError{Op: "rmdir", Path: dir, Err: err}
 }
 
-func readUintFile(path string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+// counterFile reads a cgroup counter through a descriptor opened once, so
+// the per-invocation cost is one pread. Callers serialise access (one
+// invocation per sandbox at a time).
+type counterFile struct {
+	f *os.File
+}
+
+func (c *counterFile) read(path string) (uint64, error) {
+	if c.f == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		c.f = f
+	}
+	var buf [32]byte
+	n, err := c.f.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
 		return 0, err
 	}
-	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return strconv.ParseUint(strings.TrimSpace(string(buf[:n])), 10, 64)
+}
+
+func (c *counterFile) close() {
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
 }

@@ -257,8 +257,8 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 		BilledDurationMs: billedMs(sb.initDur)}
 	if inv != nil {
 		sb.logs.platform(fmt.Sprintf("START RequestId: %s Version: %s", rid, sb.fn.version()))
-		sb.logs.platform("END RequestId: " + rid)
-		sb.logs.platform(reportLine(rid, 0, res.BilledDurationMs, sb.fn.MemoryMB, peak, sb.initDur, "error", errType))
+		sb.logs.endInvocation("END RequestId: "+rid,
+			reportLine(rid, 0, res.BilledDurationMs, sb.fn.MemoryMB, peak, sb.initDur, "error", errType))
 		res.LogTail = sb.logs.tail()
 	}
 	p.discard(sb)
@@ -499,8 +499,8 @@ func (p *Pool) execute(sb *sandbox, inv Invocation, cold bool) Result {
 	if !healthy {
 		reportStatus = status
 	}
-	sb.logs.platform("END RequestId: " + inv.RequestID)
-	sb.logs.platform(reportLine(inv.RequestID, dur, res.BilledDurationMs, sb.fn.MemoryMB, res.MaxMemoryUsedMB, res.InitDuration, reportStatus, o.errType))
+	sb.logs.endInvocation("END RequestId: "+inv.RequestID,
+		reportLine(inv.RequestID, dur, res.BilledDurationMs, sb.fn.MemoryMB, res.MaxMemoryUsedMB, res.InitDuration, reportStatus, o.errType))
 	res.LogTail = sb.logs.tail()
 	if healthy {
 		p.returnSandbox(sb)

@@ -48,7 +48,10 @@ type logStream struct {
 
 	mu   sync.Mutex
 	file *os.File
-	cur  *capture
+	// pending collects records until the next flushLocked: the records of
+	// one quiet invocation (START, END, REPORT) cost one write(2).
+	pending []byte
+	cur     *capture
 	// flushers wait until the reader has consumed a given byte count.
 	flushers []flushWaiter
 
@@ -88,6 +91,7 @@ func (ls *logStream) readLoop() {
 	buf := make([]byte, 4096)
 	n := 0
 	for {
+		space := len(buf) - n
 		m, err := ls.pipe.Read(buf[n:])
 		if m > 0 {
 			n += m
@@ -114,6 +118,9 @@ func (ls *logStream) readLoop() {
 				n = 0
 			}
 			ls.notifyFlushers()
+			if m < space {
+				ls.writePending() // the pipe is (momentarily) drained
+			}
 		}
 		if err != nil {
 			if n > 0 {
@@ -190,11 +197,41 @@ func (ls *logStream) functionLine(line []byte) {
 	ls.recordLocked(string(line))
 }
 
-// platform writes a START/END/REPORT line (never capped).
+// platform records a START/END/REPORT line (never capped); it reaches the
+// file at the next write point.
 func (ls *logStream) platform(line string) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.recordLocked(line)
+}
+
+// endInvocation records the END and REPORT lines and writes everything
+// pending to the file.
+func (ls *logStream) endInvocation(lines ...string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, l := range lines {
+		ls.recordLocked(l)
+	}
+	ls.writeLocked()
+}
+
+func (ls *logStream) writeLocked() {
+	if ls.file != nil && len(ls.pending) > 0 {
+		_, _ = ls.file.Write(ls.pending)
+	}
+	ls.pending = ls.pending[:0]
+	if cap(ls.pending) > 64<<10 {
+		ls.pending = nil // do not keep a flood's buffer on an idle sandbox
+	}
+}
+
+// writePending is called by the reader once it has drained the pipe, so
+// output between invocations reaches the file too.
+func (ls *logStream) writePending() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.writeLocked()
 }
 
 func (ls *logStream) recordLocked(msg string) {
@@ -204,8 +241,9 @@ func (ls *logStream) recordLocked(msg string) {
 	b.WriteByte('\t')
 	b.WriteString(msg)
 	b.WriteByte('\n')
-	if ls.file != nil {
-		_, _ = ls.file.WriteString(b.String())
+	ls.pending = append(ls.pending, b.String()...)
+	if len(ls.pending) >= 32<<10 {
+		ls.writeLocked()
 	}
 	c := ls.cur
 	c.tail = append(c.tail, msg...)
@@ -249,6 +287,7 @@ func (ls *logStream) close() {
 	}
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	ls.writeLocked()
 	if ls.file != nil {
 		ls.file.Close()
 		ls.file = nil
