@@ -298,10 +298,7 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 		}
 		fds = append(fds, fd)
 	}
-	uid, gid := sandboxUID, sandboxGID
-	if !sh.userNS {
-		uid, gid = int(p.cfg.HostIDBase)+sandboxUID, int(p.cfg.HostIDBase)+sandboxGID
-	}
+	uid, gid := p.shells.sc.sandboxIDs(sh.userNS)
 	candidates, args := def.command("/var/task", "/var/runtime", "/opt")
 	cfg := initConfig{
 		Hostname:   "sandbox",
@@ -313,8 +310,6 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 		UID:        uid,
 		GID:        gid,
 		NumLayers:  len(layerDirs),
-		System:     p.system,
-		EtcFiles:   etcFiles(uid, gid),
 	}
 	p.rapi.serve(sb, sb.ln)
 	if err := sh.launch(cfg, fds, p.cfg.InitTimeout); err != nil {

@@ -198,3 +198,27 @@ func TestSandboxMemoryLimit(t *testing.T) {
 		t.Errorf("after OOM: %v", got)
 	}
 }
+
+func TestLayersMergeAtOpt(t *testing.T) {
+	code := map[string]string{
+		"go": goFunction(t),
+		"l1": codeDir(t, map[string]string{"a.txt": "one", "shared.txt": "from layer 1"}),
+		"l2": codeDir(t, map[string]string{"b.txt": "two", "shared.txt": "from layer 2"}),
+	}
+	p := newTestPool(t, code)
+	one := goSpec("one-layer")
+	one.LayerIDs = []string{"l1"}
+	if got := decode[string](t, invoke(t, p, one, map[string]string{"op": "read", "value": "/opt/a.txt"})); got != "one" {
+		t.Errorf("one layer: /opt/a.txt = %q", got)
+	}
+	two := goSpec("two-layers")
+	two.LayerIDs = []string{"l1", "l2"}
+	for path, want := range map[string]string{"/opt/a.txt": "one", "/opt/b.txt": "two", "/opt/shared.txt": "from layer 2"} {
+		if got := decode[string](t, invoke(t, p, two, map[string]string{"op": "read", "value": path})); got != want {
+			t.Errorf("two layers: %s = %q, want %q", path, got, want)
+		}
+	}
+	if got := decode[[]string](t, invoke(t, p, two, map[string]string{"op": "readdir", "value": "/tmp"})); len(got) != 0 {
+		t.Errorf("/tmp is not empty: %v", got)
+	}
+}

@@ -15,12 +15,18 @@ import (
 )
 
 // The sandbox init is this same binary, re-executed by the agent inside
-// fresh namespaces with initEnvVar set. It waits on its control socket
-// (fd initCtrlFD) for an initConfig plus the file descriptors of the trees
-// to mount, builds the private root, drops every privilege, installs the
-// seccomp filter and execs the function's bootstrap, which then is the
-// sandbox's pid 1. On success the control socket closes on exec (the agent
-// reads EOF); on failure the init writes the error text to it and exits.
+// fresh namespaces with initEnvVar set. It talks to the agent over a
+// SOCK_SEQPACKET control socket (fd initCtrlFD) in two steps:
+//
+//  1. shell: it receives a rootConfig, builds the private root (everything
+//     that does not depend on the function), pivots into it and answers
+//     "ready". Shells are made ahead of time, off the cold-start path.
+//  2. launch: it receives an initConfig plus the detached mount trees of
+//     the code, the runtime bootstraps and the layers, attaches them, mounts
+//     /tmp, drops every privilege, installs the seccomp filter and execs the
+//     bootstrap, which then is the sandbox's pid 1. The control socket
+//     closes on exec (the agent reads EOF); on failure the init writes the
+//     error text to it and exits.
 const (
 	initEnvVar   = "_STOKE_SANDBOX_INIT"
 	initEnvValue = "v1"
@@ -48,8 +54,13 @@ func MaybeRunSandboxInit() {
 	os.Exit(127)
 }
 
-// initConfig is what the agent sends the init. Paths are inside the
-// sandbox except for the host paths of system binds.
+// rootConfig is the shell step's message.
+type rootConfig struct {
+	System   []systemEntry
+	EtcFiles map[string]string // generated /etc files: name -> content
+}
+
+// initConfig is the launch step's message. Paths are inside the sandbox.
 type initConfig struct {
 	Hostname string
 	// Candidates are executable paths tried in order; the first that
@@ -64,8 +75,6 @@ type initConfig struct {
 	// Layout of the file descriptors sent alongside: code, runtime assets,
 	// then NumLayers layers.
 	NumLayers int
-	System    []systemEntry
-	EtcFiles  map[string]string // generated /etc files: name -> content
 }
 
 // systemEntry is one host path made visible read-only in the sandbox.
@@ -79,14 +88,29 @@ func sandboxInit() error {
 	// The control socket must not outlive exec: its closing is how the
 	// agent learns the bootstrap is running.
 	unix.CloseOnExec(initCtrlFD)
-	cfg, fds, err := readInitConfig()
+	var rc rootConfig
+	if _, err := readMessage(&rc); err != nil {
+		return err
+	}
+	if err := buildRoot(rc); err != nil {
+		return err
+	}
+	filters, err := assembleSeccomp()
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	if _, err := unix.Write(initCtrlFD, []byte(shellReady)); err != nil {
+		return err
+	}
+	var cfg initConfig
+	fds, err := readMessage(&cfg)
 	if err != nil {
 		return err
 	}
 	if len(fds) != 2+cfg.NumLayers {
 		return fmt.Errorf("got %d descriptors, want %d", len(fds), 2+cfg.NumLayers)
 	}
-	if err := buildRoot(cfg, fds); err != nil {
+	if err := mountFunction(cfg, fds); err != nil {
 		return err
 	}
 	for _, fd := range fds {
@@ -111,40 +135,43 @@ func sandboxInit() error {
 	if err := os.Chdir("/var/task"); err != nil {
 		return err
 	}
-	if err := installSeccomp(); err != nil {
+	if err := filters.install(); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	err = syscall.Exec(argv0, append([]string{argv0}, cfg.Args...), cfg.Env)
 	return fmt.Errorf("exec %s: %w", argv0, err)
 }
 
-func readInitConfig() (initConfig, []int, error) {
-	var cfg initConfig
+// shellReady is the init's answer once its root is built.
+const shellReady = "ready"
+
+// readMessage receives one control message into v, with any descriptors.
+func readMessage(v any) ([]int, error) {
 	buf := make([]byte, 256<<10)
 	oob := make([]byte, unix.CmsgSpace(64*4))
 	n, oobn, _, _, err := unix.Recvmsg(initCtrlFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("read config: %w", err)
+		return nil, fmt.Errorf("read control message: %w", err)
 	}
 	if n == 0 {
-		return cfg, nil, errors.New("agent closed the control socket")
+		return nil, errors.New("agent closed the control socket")
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil {
-		return cfg, nil, err
+		return nil, err
 	}
 	var fds []int
 	for _, m := range msgs {
 		f, err := unix.ParseUnixRights(&m)
 		if err != nil {
-			return cfg, nil, err
+			return nil, err
 		}
 		fds = append(fds, f...)
 	}
-	if err := json.Unmarshal(buf[:n], &cfg); err != nil {
-		return cfg, nil, fmt.Errorf("decode config: %w", err)
+	if err := json.Unmarshal(buf[:n], v); err != nil {
+		return fds, fmt.Errorf("decode control message: %w", err)
 	}
-	return cfg, fds, nil
+	return fds, nil
 }
 
 // newRootMount is where the init builds the root before pivoting into it. It
@@ -152,21 +179,22 @@ func readInitConfig() (initConfig, []int, error) {
 // on it exists only in the sandbox's private mount namespace.
 const newRootMount = "/tmp"
 
-// buildRoot assembles the sandbox's file system view:
+// buildRoot assembles the function-independent part of the sandbox's file
+// system view and pivots into it (mountFunction adds the rest at launch):
 //
 //	/                 tmpfs, read-only once built
 //	/usr /lib* /bin…  host directories, read-only (or their symlinks)
 //	/etc              generated passwd/group/hosts + a few host files, ro
-//	/var/task         the function's code, ro
-//	/var/runtime      Stoke's bootstraps, ro
-//	/opt              layers (one: bind; several: overlay), ro
-//	/tmp              tmpfs of EphemeralStorageMB
+//	/var/task         (launch) the function's code, ro
+//	/var/runtime      (launch) Stoke's bootstraps, ro
+//	/opt              (launch) layers (one: bind; several: overlay), ro
+//	/tmp              (launch) tmpfs of EphemeralStorageMB
 //	/proc             a fresh procfs of the sandbox's pid namespace
 //	/dev              null zero full random urandom tty, fd and std* links
 //
 // Nothing is mounted in the host's namespace, so nothing needs unmounting:
 // the mounts die with the sandbox's mount namespace.
-func buildRoot(cfg initConfig, fds []int) error {
+func buildRoot(cfg rootConfig) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
@@ -198,21 +226,10 @@ func buildRoot(cfg initConfig, fds []int) error {
 			return err
 		}
 	}
-	if err := attachTree(fds[0], at("var/task")); err != nil {
-		return fmt.Errorf("code: %w", err)
-	}
-	if err := attachTree(fds[1], at("var/runtime")); err != nil {
-		return fmt.Errorf("runtime: %w", err)
-	}
-	if err := mountLayers(root, at("opt"), fds[2:]); err != nil {
-		return fmt.Errorf("layers: %w", err)
-	}
-	if err := os.MkdirAll(at("tmp"), 0o755); err != nil {
-		return err
-	}
-	tmpOpts := fmt.Sprintf("size=%dm,mode=1777,uid=0,gid=0", cfg.TmpMB)
-	if err := unix.Mount("tmpfs", at("tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
-		return fmt.Errorf("mount /tmp: %w", err)
+	for _, dir := range []string{"var/task", "var/runtime", "opt", "tmp"} {
+		if err := os.MkdirAll(at(dir), 0o755); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(at("proc"), 0o555); err != nil {
 		return err
@@ -230,6 +247,26 @@ func buildRoot(cfg initConfig, fds []int) error {
 		return fmt.Errorf("remount root read-only: %w", err)
 	}
 	return pivotInto(root)
+}
+
+// mountFunction attaches the function's trees and its /tmp to the root
+// built by buildRoot (read-only by then: mounting on its directories does
+// not write to it).
+func mountFunction(cfg initConfig, fds []int) error {
+	if err := attachTree(fds[0], "/var/task"); err != nil {
+		return fmt.Errorf("code: %w", err)
+	}
+	if err := attachTree(fds[1], "/var/runtime"); err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	tmpOpts := fmt.Sprintf("size=%dm,mode=1777,uid=0,gid=0", cfg.TmpMB)
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, tmpOpts); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
+	}
+	if err := mountLayers("/opt", fds[2:]); err != nil {
+		return fmt.Errorf("layers: %w", err)
+	}
+	return nil
 }
 
 func mkParent(p string) error { return os.MkdirAll(filepath.Dir(p), 0o755) }
@@ -289,9 +326,6 @@ func lockedMountFlags(stFlags int64) uintptr {
 // bind mount cannot be used: its source would live in the agent's mount
 // namespace, and bind mounts only take sources from the caller's own.
 func attachTree(fd int, dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
 	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move_mount to %s: %w", dst, err)
 	}
@@ -299,23 +333,23 @@ func attachTree(fd int, dst string) error {
 }
 
 // mountLayers merges layers at /opt: later layers win, as on Lambda. With
-// several layers each tree is attached under a scratch directory, stacked
-// with a read-only overlay (which keeps its own references), and detached
-// again.
-func mountLayers(root, opt string, fds []int) error {
+// several layers each tree is attached under a scratch directory in the
+// fresh /tmp, stacked with a read-only overlay (which keeps its own
+// references), and detached again.
+func mountLayers(opt string, fds []int) error {
 	switch len(fds) {
 	case 0:
-		return os.MkdirAll(opt, 0o755)
+		return nil
 	case 1:
 		return attachTree(fds[0], opt)
 	}
-	if err := os.MkdirAll(opt, 0o755); err != nil {
-		return err
-	}
-	scratch := filepath.Join(root, ".layers")
+	scratch := "/tmp/.stoke-layers"
 	lower := make([]string, len(fds))
 	for i, fd := range fds {
 		dir := filepath.Join(scratch, strconv.Itoa(i))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 		if err := attachTree(fd, dir); err != nil {
 			return err
 		}

@@ -65,44 +65,68 @@ func sandboxSeccompPolicy() seccomp.Policy {
 	}
 }
 
-// installSeccomp sets no_new_privs and loads two filters on the calling
-// thread (the one that will execve). The first refuses every syscall made
-// through a foreign ABI (i386 int 0x80, x32): go-seccomp-bpf's policy lets a
-// foreign-arch syscall fall through to its default action, which is allow
-// in a deny-list, so without this filter the i386 numbers of mount, ptrace
-// and the rest would bypass the list. The second is the deny-list itself.
-func installSeccomp() error {
-	if err := installArchFilter(); err != nil {
-		return fmt.Errorf("seccomp arch filter: %w", err)
-	}
-	return seccomp.LoadFilter(seccomp.Filter{NoNewPrivs: true, Policy: sandboxSeccompPolicy()})
+// seccompPrograms are the two filters, assembled ahead of time (in the
+// shell step) so that launch only loads them.
+type seccompPrograms struct {
+	arch, denyList []unix.SockFilter
 }
 
-func installArchFilter() error {
+// assembleSeccomp builds the two filters. The first refuses every syscall
+// made through a foreign ABI (i386 int 0x80; x32 is refused by the
+// deny-list program itself): go-seccomp-bpf's policy lets a foreign-arch
+// syscall fall through to its default action, which is allow in a
+// deny-list, so without this filter the i386 numbers of mount, ptrace and
+// the rest would bypass the list. The second is the deny-list.
+func assembleSeccomp() (seccompPrograms, error) {
 	info, err := arch.GetInfo("")
 	if err != nil {
-		return err
+		return seccompPrograms{}, err
 	}
 	const archOffset = 4 // offsetof(struct seccomp_data, arch)
-	prog, err := bpf.Assemble([]bpf.Instruction{
+	archProg := []bpf.Instruction{
 		bpf.LoadAbsolute{Off: archOffset, Size: 4},
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(info.ID), SkipTrue: 1},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW},
-	})
+	}
+	policy := sandboxSeccompPolicy()
+	denyProg, err := policy.Assemble()
 	if err != nil {
-		return err
+		return seccompPrograms{}, err
 	}
-	filter := make([]unix.SockFilter, len(prog))
-	for i, in := range prog {
-		filter[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	var out seccompPrograms
+	if out.arch, err = toSockFilter(archProg); err != nil {
+		return out, err
 	}
-	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if out.denyList, err = toSockFilter(denyProg); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+func toSockFilter(prog []bpf.Instruction) ([]unix.SockFilter, error) {
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]unix.SockFilter, len(raw))
+	for i, in := range raw {
+		out[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	return out, nil
+}
+
+// install sets no_new_privs and loads both filters on the calling thread
+// (the one that will execve; no TSYNC needed).
+func (sp seccompPrograms) install() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return err
+		return fmt.Errorf("no_new_privs: %w", err)
 	}
-	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
-		return errno
+	for _, f := range [][]unix.SockFilter{sp.arch, sp.denyList} {
+		fprog := unix.SockFprog{Len: uint16(len(f)), Filter: &f[0]}
+		if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, 0, uintptr(unsafe.Pointer(&fprog))); errno != 0 {
+			return errno
+		}
 	}
 	return nil
 }

@@ -38,6 +38,18 @@ type shell struct {
 type spawnConfig struct {
 	cgroups    cgroupManager
 	hostIDBase uint32
+	system     []systemEntry
+	timeout    time.Duration // for the init to build its root
+}
+
+// sandboxIDs returns the uid and gid function code runs as, as seen inside
+// the sandbox: Lambda's 993/990 through the user namespace, or their
+// offsets in the host range without one.
+func (sc spawnConfig) sandboxIDs(userNS bool) (uid, gid int) {
+	if userNS {
+		return sandboxUID, sandboxGID
+	}
+	return int(sc.hostIDBase) + sandboxUID, int(sc.hostIDBase) + sandboxGID
 }
 
 // newShell creates one shell. userNS chooses whether to use a user
@@ -109,7 +121,57 @@ func newShell(sc spawnConfig, userNS bool) (_ *shell, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox network: %w", err)
 	}
+	uid, gid := sc.sandboxIDs(userNS)
+	if err := sh.send(rootConfig{System: sc.system, EtcFiles: etcFiles(uid, gid)}, nil); err != nil {
+		return nil, err
+	}
+	reply, err := sh.receive(sc.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("building the sandbox root: %w", err)
+	}
+	if reply != shellReady {
+		return nil, fmt.Errorf("building the sandbox root: %s", reply)
+	}
 	return sh, nil
+}
+
+// send writes one control message with optional descriptors.
+func (sh *shell) send(v any, fds []int) error {
+	msg, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	rc, err := sh.ctrl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	var sendErr error
+	if err := rc.Write(func(fd uintptr) bool {
+		sendErr = unix.Sendmsg(int(fd), msg, oob, nil, 0)
+		return !errors.Is(sendErr, unix.EAGAIN)
+	}); err != nil {
+		return fmt.Errorf("%w: send to init: %w", ErrSandboxStart, err)
+	}
+	if sendErr != nil {
+		return fmt.Errorf("%w: send to init: %w", ErrSandboxStart, sendErr)
+	}
+	return nil
+}
+
+// receive reads one message from the init; io.EOF means the init exec'd
+// (or died).
+func (sh *shell) receive(timeout time.Duration) (string, error) {
+	_ = sh.ctrl.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 4096)
+	n, err := sh.ctrl.Read(buf)
+	if n > 0 {
+		return string(buf[:n]), nil
+	}
+	return "", err
 }
 
 // discard kills a shell that will not be used.
@@ -137,35 +199,17 @@ func (sh *shell) discard() {
 // result rather than a platform error.
 var errFunctionStart = errors.New("function failed to start")
 
-// launch sends the init its configuration and the descriptors of the trees
-// to mount, and waits until the bootstrap has been executed (the control
-// socket closes on exec) or the init reports why it could not.
+// launch sends the init its configuration and the detached mount trees,
+// and waits until the bootstrap has been executed (the control socket
+// closes on exec) or the init reports why it could not.
 func (sh *shell) launch(cfg initConfig, fds []int, timeout time.Duration) error {
-	msg, err := json.Marshal(cfg)
-	if err != nil {
+	if err := sh.send(cfg, fds); err != nil {
 		return err
 	}
-	rc, err := sh.ctrl.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var sendErr error
-	if err := rc.Write(func(fd uintptr) bool {
-		sendErr = unix.Sendmsg(int(fd), msg, unix.UnixRights(fds...), nil, 0)
-		return !errors.Is(sendErr, unix.EAGAIN)
-	}); err != nil {
-		return fmt.Errorf("%w: send config: %w", ErrSandboxStart, err)
-	}
-	if sendErr != nil {
-		return fmt.Errorf("%w: send config: %w", ErrSandboxStart, sendErr)
-	}
-	_ = sh.ctrl.SetReadDeadline(time.Now().Add(timeout))
-	buf := make([]byte, 4096)
-	n, err := sh.ctrl.Read(buf)
+	text, err := sh.receive(timeout)
 	sh.ctrl.Close()
 	sh.ctrl = nil
-	if n > 0 {
-		text := string(buf[:n])
+	if text != "" {
 		if strings.Contains(text, "no bootstrap found") || strings.Contains(text, "exec ") {
 			return fmt.Errorf("%w: %s", errFunctionStart, strings.TrimPrefix(text, "sandbox init: "))
 		}
