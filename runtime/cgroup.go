@@ -130,6 +130,8 @@ func (m *cgroupV1) close() error {
 		if err := rmdirRetry(filepath.Join(cgroupRoot, string(c), m.base)); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}
+		// The shared parent goes too once no pool uses it (EBUSY otherwise).
+		_ = syscall.Rmdir(filepath.Join(cgroupRoot, string(c), filepath.Dir(m.base)))
 	}
 	return errors.Join(errs...)
 }
@@ -248,6 +250,7 @@ func (m *cgroupV2) close() error {
 	if err := rmdirRetry(filepath.Join(cgroupRoot, m.base)); err != nil && !os.IsNotExist(err) {
 		return err
 	}
+	_ = syscall.Rmdir(filepath.Join(cgroupRoot, filepath.Dir(m.base)))
 	return nil
 }
 
