@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -344,13 +345,20 @@ func rmdirRetry(dir string) error {
 }
 
 // counterFile reads a cgroup counter through a descriptor opened once, so
-// the per-invocation cost is one pread. Callers serialise access (one
-// invocation per sandbox at a time).
+// the per-invocation cost is one pread. The mutex orders a read by the
+// invocation path against close by a concurrent teardown (Pool.Close).
 type counterFile struct {
-	f *os.File
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
 }
 
 func (c *counterFile) read(path string) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, os.ErrClosed
+	}
 	if c.f == nil {
 		f, err := os.Open(path)
 		if err != nil {
@@ -367,6 +375,9 @@ func (c *counterFile) read(path string) (uint64, error) {
 }
 
 func (c *counterFile) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
 	if c.f != nil {
 		c.f.Close()
 		c.f = nil
