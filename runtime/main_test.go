@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	// The test functions under testdata import these; naming them here
@@ -13,5 +15,15 @@ import (
 func TestMain(m *testing.M) {
 	// The pool re-executes this test binary as the sandbox init.
 	MaybeRunSandboxInit()
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if goFnDir != "" {
+		os.RemoveAll(goFnDir)
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
