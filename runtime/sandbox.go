@@ -27,9 +27,8 @@ type sandbox struct {
 	api   string // AWS_LAMBDA_RUNTIME_API value
 	codes []func()
 
-	created  time.Time
-	initDur  time.Duration
-	coldUsed bool // the first invocation (the cold one) has run
+	created time.Time
+	initDur time.Duration
 
 	// pool
 	state     SandboxState
@@ -109,12 +108,6 @@ func (sp *sandboxProcess) exitDescription() string {
 
 func (sb *sandbox) exited() <-chan struct{} { return sb.proc.exited }
 
-// markGone starts teardown once: every Runtime API handler of this sandbox
-// returns.
-func (sb *sandbox) markGone() {
-	sb.goneOnce.Do(func() { close(sb.gone) })
-}
-
 // destroy tears the sandbox down and returns when every process is reaped,
 // the cgroup removed and the log stream closed. Safe to call more than once
 // and concurrently; the later calls wait for the first.
@@ -149,10 +142,4 @@ func (sb *sandbox) destroy() {
 
 func (sb *sandbox) String() string {
 	return fmt.Sprintf("sandbox %s (%s)", sb.id[:12], sb.fn.FunctionName)
-}
-
-// processAlive reports whether pid names a live (or zombie) process.
-func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
