@@ -3,6 +3,7 @@
 //	stoke agent [flags]        run a node (HTTP API, Raft, worker)
 //	stoke credentials          print the admin credentials as an AWS CLI profile
 //	stoke keygen               print a new cluster key
+//	stoke local-invoke         run a function from a folder, no cluster
 //	stoke version              print the build version
 package main
 
@@ -12,6 +13,8 @@ import (
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/stokehq/stoke/runtime"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -26,11 +29,16 @@ type command struct {
 var commands = map[string]command{
 	"agent":       {"run a Stoke node", runAgent},
 	"credentials": {"print the admin credentials as an AWS CLI profile", runCredentials},
-	"keygen":      {"print a new cluster key", runKeygen},
+	"keygen":       {"print a new cluster key", runKeygen},
+	"local-invoke": {"run a function from a folder on this machine, without a cluster", runLocal},
 	"version":     {"print the build version", func([]string) error { fmt.Println(version); return nil }},
 }
 
 func main() {
+	// A sandbox's init process is this binary re-executed; it must take
+	// over before anything else runs.
+	runtime.MaybeRunSandboxInit()
+
 	if len(os.Args) < 2 {
 		usage()
 		os.Exit(2)

@@ -1,0 +1,385 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroupRoot is where the cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// sandboxCgroup is one sandbox's cgroup, whatever the hierarchy version.
+type sandboxCgroup interface {
+	// addProc moves a process (all its threads) into the cgroup.
+	addProc(pid int) error
+	// setLimits applies the function's memory (no swap) and CPU share.
+	setLimits(memMB int, mode CPUMode) error
+	// peakMemoryBytes is the memory high-water mark since creation.
+	peakMemoryBytes() (uint64, error)
+	// destroy kills whatever still runs in the cgroup and removes it.
+	destroy() error
+}
+
+// cgroupManager creates sandbox cgroups under the pool's own subtree.
+type cgroupManager interface {
+	version() int
+	create(name string) (sandboxCgroup, error)
+	// cleanLeftovers kills and removes every cgroup under the pool's
+	// subtree: the remains of a previous run that crashed.
+	cleanLeftovers() (removed int, err error)
+	// close removes the pool's (then empty) subtree.
+	close() error
+}
+
+// newCgroupManager detects the cgroup layout and prepares parent/pool.
+func newCgroupManager(parent, pool string) (cgroupManager, error) {
+	base := filepath.Join(parent, pool)
+	switch cgroups.Mode() {
+	case cgroups.Unified:
+		return newCgroupV2(base)
+	case cgroups.Legacy, cgroups.Hybrid:
+		return newCgroupV1(base)
+	}
+	return nil, fmt.Errorf("%w: no cgroup filesystem is mounted at %s", ErrSandboxUnsupported, cgroupRoot)
+}
+
+// ---- cgroup v1 ----
+
+// v1Controllers are the hierarchies a sandbox joins. The pid namespace,
+// not the freezer, is what kills a sandbox's whole tree.
+var v1Controllers = []cgroup1.Name{cgroup1.Memory, cgroup1.Cpu, cgroup1.Pids}
+
+func v1Hierarchy() ([]cgroup1.Subsystem, error) {
+	return []cgroup1.Subsystem{
+		cgroup1.NewMemory(cgroupRoot),
+		cgroup1.NewCpu(cgroupRoot),
+		cgroup1.NewPids(cgroupRoot),
+	}, nil
+}
+
+type cgroupV1 struct {
+	base     string // e.g. /stoke/pool-0123abcd
+	hasMemsw bool
+}
+
+func newCgroupV1(base string) (*cgroupV1, error) {
+	for _, c := range v1Controllers {
+		if _, err := os.Stat(filepath.Join(cgroupRoot, string(c), "cgroup.procs")); err != nil {
+			return nil, fmt.Errorf("%w: cgroup v1 controller %q is not mounted at %s/%s", ErrSandboxUnsupported, c, cgroupRoot, c)
+		}
+	}
+	if _, err := cgroup1.New(cgroup1.StaticPath(base), &specs.LinuxResources{}, cgroup1.WithHierarchy(v1Hierarchy)); err != nil {
+		return nil, fmt.Errorf("%w: create cgroup %s: %w", ErrSandboxUnsupported, base, err)
+	}
+	_, err := os.Stat(filepath.Join(cgroupRoot, "memory", base, "memory.memsw.limit_in_bytes"))
+	return &cgroupV1{base: base, hasMemsw: err == nil}, nil
+}
+
+func (m *cgroupV1) version() int { return 1 }
+
+func (m *cgroupV1) create(name string) (sandboxCgroup, error) {
+	limit := int64(PidsLimit)
+	cg, err := cgroup1.New(cgroup1.StaticPath(filepath.Join(m.base, name)),
+		&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: &limit}},
+		cgroup1.WithHierarchy(v1Hierarchy))
+	if err != nil {
+		return nil, err
+	}
+	return &sandboxCgroupV1{cg: cg, mgr: m, path: filepath.Join(m.base, name)}, nil
+}
+
+func (m *cgroupV1) cleanLeftovers() (int, error) {
+	removed := 0
+	var errs []error
+	for _, c := range v1Controllers {
+		dir := filepath.Join(cgroupRoot, string(c), m.base)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			p := filepath.Join(dir, e.Name())
+			killCgroupProcs(p)
+			if err := rmdirRetry(p); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			removed++
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (m *cgroupV1) close() error {
+	var errs []error
+	for _, c := range v1Controllers {
+		if err := rmdirRetry(filepath.Join(cgroupRoot, string(c), m.base)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+		// The shared parent goes too once no pool uses it (EBUSY otherwise).
+		_ = syscall.Rmdir(filepath.Join(cgroupRoot, string(c), filepath.Dir(m.base)))
+	}
+	return errors.Join(errs...)
+}
+
+type sandboxCgroupV1 struct {
+	cg   cgroup1.Cgroup
+	mgr  *cgroupV1
+	path string
+	peak counterFile
+}
+
+func (s *sandboxCgroupV1) addProc(pid int) error { return s.cg.AddProc(uint64(pid)) }
+
+func (s *sandboxCgroupV1) setLimits(memMB int, mode CPUMode) error {
+	mem := int64(memMB) << 20
+	res := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, CPU: &specs.LinuxCPU{}}
+	if s.mgr.hasMemsw {
+		res.Memory.Swap = &mem // memsw = memory + swap: no swap at all
+	}
+	switch mode {
+	case CPUQuota:
+		period := uint64(100_000)
+		quota := max(int64(memMB)*int64(period)/MemoryPerVCPU, 1000)
+		res.CPU.Period, res.CPU.Quota = &period, &quota
+	default:
+		shares := max(uint64(memMB)*1024/MemoryPerVCPU, 2)
+		res.CPU.Shares = &shares
+	}
+	return s.cg.Update(res)
+}
+
+func (s *sandboxCgroupV1) peakMemoryBytes() (uint64, error) {
+	return s.peak.read(filepath.Join(cgroupRoot, "memory", s.path, "memory.max_usage_in_bytes"))
+}
+
+func (s *sandboxCgroupV1) destroy() error {
+	s.peak.close()
+	for _, c := range v1Controllers {
+		killCgroupProcs(filepath.Join(cgroupRoot, string(c), s.path))
+	}
+	var errs []error
+	for _, c := range v1Controllers {
+		if err := rmdirRetry(filepath.Join(cgroupRoot, string(c), s.path)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ---- cgroup v2 ----
+
+type cgroupV2 struct {
+	base string
+}
+
+var v2Controllers = []string{"memory", "cpu", "pids"}
+
+func newCgroupV2(base string) (*cgroupV2, error) {
+	// NewManager enables the controllers in every ancestor's
+	// subtree_control. That fails (EBUSY) when an ancestor other than the
+	// root holds processes; CgroupParent must then name a delegated subtree.
+	m, err := cgroup2.NewManager(cgroupRoot, base, &cgroup2.Resources{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: create cgroup %s: %w", ErrSandboxUnsupported, base, err)
+	}
+	if err := m.ToggleControllers(v2Controllers, cgroup2.Enable); err != nil {
+		return nil, fmt.Errorf("%w: enable %v controllers for %s (is CgroupParent delegated?): %w", ErrSandboxUnsupported, v2Controllers, base, err)
+	}
+	// ToggleControllers stops at the parent of base; base itself must pass
+	// the controllers on to the sandboxes below it.
+	f := filepath.Join(cgroupRoot, base, "cgroup.subtree_control")
+	if err := os.WriteFile(f, []byte("+memory +cpu +pids"), 0); err != nil {
+		return nil, fmt.Errorf("%w: write %s: %w", ErrSandboxUnsupported, f, err)
+	}
+	return &cgroupV2{base: base}, nil
+}
+
+func (m *cgroupV2) version() int { return 2 }
+
+func (m *cgroupV2) create(name string) (sandboxCgroup, error) {
+	limit := int64(PidsLimit)
+	path := filepath.Join(m.base, name)
+	mg, err := cgroup2.NewManager(cgroupRoot, path, &cgroup2.Resources{Pids: &cgroup2.Pids{Max: limit}})
+	if err != nil {
+		return nil, err
+	}
+	return &sandboxCgroupV2{m: mg, path: path}, nil
+}
+
+func (m *cgroupV2) cleanLeftovers() (int, error) {
+	dir := filepath.Join(cgroupRoot, m.base)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, nil
+	}
+	removed := 0
+	var errs []error
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0) != nil {
+			killCgroupProcs(p)
+		}
+		if err := rmdirRetry(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (m *cgroupV2) close() error {
+	if err := rmdirRetry(filepath.Join(cgroupRoot, m.base)); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	_ = syscall.Rmdir(filepath.Join(cgroupRoot, filepath.Dir(m.base)))
+	return nil
+}
+
+type sandboxCgroupV2 struct {
+	m    *cgroup2.Manager
+	path string
+	peak counterFile
+}
+
+func (s *sandboxCgroupV2) addProc(pid int) error { return s.m.AddProc(uint64(pid)) }
+
+func (s *sandboxCgroupV2) setLimits(memMB int, mode CPUMode) error {
+	mem := int64(memMB) << 20
+	zero := int64(0)
+	res := &cgroup2.Resources{Memory: &cgroup2.Memory{Max: &mem}, CPU: &cgroup2.CPU{}}
+	if _, err := os.Stat(filepath.Join(cgroupRoot, s.path, "memory.swap.max")); err == nil {
+		res.Memory.Swap = &zero
+	}
+	switch mode {
+	case CPUQuota:
+		period := uint64(100_000)
+		quota := max(int64(memMB)*int64(period)/MemoryPerVCPU, 1000)
+		res.CPU.Max = cgroup2.NewCPUMax(&quota, &period)
+	default:
+		w := min(max(uint64(memMB)*100/MemoryPerVCPU, 1), 10000)
+		res.CPU.Weight = &w
+	}
+	return s.m.Update(res)
+}
+
+func (s *sandboxCgroupV2) peakMemoryBytes() (uint64, error) {
+	return s.peak.read(filepath.Join(cgroupRoot, s.path, "memory.peak"))
+}
+
+func (s *sandboxCgroupV2) destroy() error {
+	s.peak.close()
+	p := filepath.Join(cgroupRoot, s.path)
+	if os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0) != nil {
+		killCgroupProcs(p)
+	}
+	if err := rmdirRetry(p); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// ---- helpers ----
+
+// killCgroupProcs SIGKILLs every process listed in dir/cgroup.procs. A
+// sandbox's processes share one pid namespace, so killing its init is
+// enough in practice; this also covers a half-built sandbox.
+func killCgroupProcs(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// rmdirRetry removes a cgroup directory, retrying while the kernel still
+// reports it busy (tasks exiting). It gives up after about a second.
+func rmdirRetry(dir string) error {
+	var err error
+	for i := range 50 {
+		err = syscall.Rmdir(dir)
+		if err == nil || errors.Is(err, syscall.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.EAGAIN) {
+			// Sub-cgroups (a leftover subtree): remove children first.
+			if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
+				ents, _ := os.ReadDir(dir)
+				for _, e := range ents {
+					if e.IsDir() {
+						killCgroupProcs(filepath.Join(dir, e.Name()))
+						_ = rmdirRetry(filepath.Join(dir, e.Name()))
+					}
+				}
+				continue
+			}
+			return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+		}
+		killCgroupProcs(dir)
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
+	}
+	return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+}
+
+// counterFile reads a cgroup counter through a descriptor opened once, so
+// the per-invocation cost is one pread. The mutex orders a read by the
+// invocation path against close by a concurrent teardown (Pool.Close).
+type counterFile struct {
+	mu     sync.Mutex
+	f      *os.File
+	closed bool
+}
+
+func (c *counterFile) read(path string) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, os.ErrClosed
+	}
+	if c.f == nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		c.f = f
+	}
+	var buf [32]byte
+	n, err := c.f.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(buf[:n])), 10, 64)
+}
+
+func (c *counterFile) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.f != nil {
+		c.f.Close()
+		c.f = nil
+	}
+}
