@@ -584,7 +584,7 @@ func (g *Gossip) publish(ev Event) {
 
 // rawEvent is what a delegate copies out of memberlist.
 type rawEvent struct {
-	kind  rawKind
+	kind rawKind
 	name string
 	addr string
 	meta []byte
