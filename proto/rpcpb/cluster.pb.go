@@ -609,6 +609,8 @@ type StatusResponse struct {
 	AppliedIndex  uint64                 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	LeaderId      string                 `protobuf:"bytes,7,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	LastContactMs int64                  `protobuf:"varint,8,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"` // -1: never, 0: leader
+	// has_state: the node has Raft state (bootstrapped or joined).
+	HasState      bool `protobuf:"varint,9,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -697,6 +699,13 @@ func (x *StatusResponse) GetLastContactMs() int64 {
 		return x.LastContactMs
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetHasState() bool {
+	if x != nil {
+		return x.HasState
+	}
+	return false
 }
 
 type RemovePeerRequest struct {
@@ -838,7 +847,7 @@ const file_rpcpb_cluster_proto_rawDesc = "" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12)\n" +
 	"\x05error\x18\x02 \x01(\v2\x13.stoke.rpc.v1.ErrorR\x05error\"\x0f\n" +
-	"\rStatusRequest\"\x86\x02\n" +
+	"\rStatusRequest\"\xa3\x02\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
@@ -847,7 +856,8 @@ const file_rpcpb_cluster_proto_rawDesc = "" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x1b\n" +
 	"\tleader_id\x18\a \x01(\tR\bleaderId\x12&\n" +
-	"\x0flast_contact_ms\x18\b \x01(\x03R\rlastContactMs\"B\n" +
+	"\x0flast_contact_ms\x18\b \x01(\x03R\rlastContactMs\x12\x1b\n" +
+	"\thas_state\x18\t \x01(\bR\bhasState\"B\n" +
 	"\x11RemovePeerRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"?\n" +
