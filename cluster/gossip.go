@@ -445,24 +445,37 @@ func (g *Gossip) NumAlive() int {
 	return n
 }
 
-// Leave announces a graceful departure and stops gossiping. It first
-// gossips the leaving flag (peers then record the silence that follows as
-// a leave, not a failure), then memberlist's leave message, waiting
-// LeavePropagateDelay after each so it reaches every member; timeout bounds
-// each broadcast.
-func (g *Gossip) Leave(timeout time.Duration) error {
-	g.leaving.Store(true)
+// AnnounceLeaving gossips this node's leaving flag and waits
+// LeavePropagateDelay for it to spread: from then on the leader's
+// reconcile loop does not add the node back, and peers record the silence
+// that follows as a leave, not a failure. timeout bounds the broadcast.
+func (g *Gossip) AnnounceLeaving(timeout time.Duration) error {
+	if g.leaving.Swap(true) {
+		return nil
+	}
 	g.metaMu.Lock()
 	g.meta.Leaving = true
 	err := g.encodeLocked()
 	g.metaMu.Unlock()
-	others := g.ml.NumMembers() > 1
 	if err == nil {
 		err = g.ml.UpdateNode(timeout)
 	}
-	if err == nil && others {
+	if err != nil {
+		return fmt.Errorf("gossip: announce leaving: %w", err)
+	}
+	if g.ml.NumMembers() > 1 {
 		g.sleep(g.cfg.LeavePropagateDelay)
 	}
+	return nil
+}
+
+// Leave announces a graceful departure (AnnounceLeaving, if not done yet,
+// then memberlist's leave message, waiting LeavePropagateDelay so it
+// reaches every member) and stops gossiping. Peers see this node as left,
+// not dead. timeout bounds each broadcast.
+func (g *Gossip) Leave(timeout time.Duration) error {
+	err := g.AnnounceLeaving(timeout)
+	others := g.ml.NumMembers() > 1
 	if err == nil {
 		err = g.ml.Leave(timeout)
 	}

@@ -356,7 +356,7 @@ func (r *Reconciler) RemovePeer(ctx context.Context, id string, force bool) erro
 	}
 	_, known := members[id]
 	if _, ok := inRaft[id]; !ok && !known && records[id] == nil {
-		return fmt.Errorf("%w: no node %q in the cluster", ErrRefused, id)
+		return nil // already gone: removal is idempotent
 	}
 	why := "left"
 	if force {

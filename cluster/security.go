@@ -185,14 +185,10 @@ var ErrUnauthenticated = errors.New("cluster: peer not authenticated")
 // handshakeTimeout bounds a TLS handshake plus token exchange.
 const handshakeTimeout = 10 * time.Second
 
-// RaftStreamLayer returns the Raft transport's stream layer on bindAddr:
-// TLS plus token when secure, plain TCP otherwise. advertise, when set,
-// is the address peers dial.
-func (s *Security) RaftStreamLayer(bindAddr, advertise string) (raft.StreamLayer, error) {
-	ln, err := net.Listen("tcp", bindAddr)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: raft listen on %s: %w", bindAddr, err)
-	}
+// RaftStreamLayer returns the Raft transport's stream layer over ln (which
+// it owns from then on): TLS plus token when secure, plain TCP otherwise.
+// advertise, when set, is the address peers dial.
+func (s *Security) RaftStreamLayer(ln net.Listener, advertise string) (raft.StreamLayer, error) {
 	adv := ln.Addr()
 	if advertise != "" {
 		a, err := net.ResolveTCPAddr("tcp", advertise)
