@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -195,7 +196,7 @@ func errorFromPB(e *rpcpb.Error) error {
 		// The peer is going away; to the caller that is a leader change.
 		return ErrNoLeader
 	case rpcpb.ErrorKind_ERROR_KIND_REFUSED:
-		return fmt.Errorf("%w: %s", ErrRefused, e.Message)
+		return fmt.Errorf("%w: %s", ErrRefused, strings.TrimPrefix(e.Message, ErrRefused.Error()+": "))
 	}
 	return fmt.Errorf("%w: %s", ErrRemote, e.Message)
 }
