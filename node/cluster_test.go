@@ -347,4 +347,3 @@ func TestClusterLifecycle(t *testing.T) {
 		})
 	})
 }
-

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -42,7 +43,7 @@ func clusterJoin(args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("usage: stoke cluster join GOSSIP_ADDR...")
+		return errors.New("usage: stoke cluster join GOSSIP_ADDR [GOSSIP_ADDR ...]")
 	}
 	var out struct{ Joined int }
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
