@@ -14,7 +14,7 @@ STATICCHECK_VERSION     := v0.8.2
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build test test-short run bench lint proto verify tools clean
+.PHONY: all build test test-short run cluster cluster-stop bench lint proto verify tools clean
 
 all: build
 
@@ -32,6 +32,14 @@ test-short:
 ## run: one node on 127.0.0.1 with its data in ./.stoke.
 run: build
 	./$(BIN) agent --dev --data-dir $(DATA_DIR)
+
+## cluster: three server nodes on 127.0.0.1 in the background, data and
+## logs in ./.stoke-cluster/nodeN (HTTP 9201-9203); cluster-stop stops them.
+cluster: build
+	./$(BIN) dev --nodes 3 --dir $(CURDIR)/.stoke-cluster
+
+cluster-stop:
+	@if [ -x ./$(BIN) ]; then ./$(BIN) dev stop --dir $(CURDIR)/.stoke-cluster; fi
 
 ## bench: every benchmark, each beside its same-run baseline.
 bench: build

@@ -22,6 +22,9 @@ var (
 	ErrLeadershipLost = errors.New("cluster: leadership lost; outcome unknown")
 	// ErrShutdown: the local Raft node is shutting down.
 	ErrShutdown = errors.New("cluster: shutting down")
+	// ErrAlreadyBootstrapped: the node has Raft state; bootstrapping again
+	// would fork the cluster, so it was not done.
+	ErrAlreadyBootstrapped = errors.New("cluster: raft state exists; not bootstrapping")
 )
 
 // LeaderError is ErrNotLeader with the leader's identity, when known.
@@ -57,3 +60,5 @@ func (r *Raft) translate(err error) error {
 	}
 	return fmt.Errorf("cluster: raft: %w", err)
 }
+
+func (r *Raft) notLeader() error { return r.translate(raft.ErrNotLeader) }

@@ -110,6 +110,8 @@ type Raft struct {
 	logStore  *raftboltdb.BoltStore
 	transport *raft.NetworkTransport
 	log       *slog.Logger
+	// hadState is whether the data dir held Raft state at start.
+	hadState bool
 
 	// ready is true while this node is leader and has applied every entry
 	// of earlier terms; linearizable reads on the leader wait for it.
@@ -163,13 +165,13 @@ func NewRaft(cfg RaftConfig, f *fsm.FSM) (*Raft, error) {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 
+	existing, err := raft.HasExistingState(logStore, logStore, snaps)
+	if err != nil {
+		transport.Close()
+		logStore.Close()
+		return nil, fmt.Errorf("raft: inspect state: %w", err)
+	}
 	if cfg.Bootstrap {
-		existing, err := raft.HasExistingState(logStore, logStore, snaps)
-		if err != nil {
-			transport.Close()
-			logStore.Close()
-			return nil, fmt.Errorf("raft: inspect state: %w", err)
-		}
 		if !existing {
 			servers := cfg.BootstrapServers
 			if len(servers) == 0 {
@@ -184,7 +186,7 @@ func NewRaft(cfg RaftConfig, f *fsm.FSM) (*Raft, error) {
 		}
 	}
 
-	r := &Raft{cfg: cfg, fsm: f, logStore: logStore, transport: transport,
+	r := &Raft{cfg: cfg, fsm: f, logStore: logStore, transport: transport, hadState: existing,
 		log: cfg.Logger.With("component", "raft"), stop: make(chan struct{})}
 	ra, err := raft.NewRaft(rc, &raftFSM{f: f}, logStore, logStore, snaps, transport)
 	if err != nil {
@@ -446,6 +448,46 @@ func (r *Raft) AddNonvoter(ctx context.Context, id, addr string) error {
 func (r *Raft) RemoveServer(ctx context.Context, id string) error {
 	return r.translate(waitFuture(ctx, r.raft.RemoveServer(raft.ServerID(id), 0, 0)))
 }
+
+// HasState reports whether this node has Raft state: it started from a
+// data dir that had some, or it has since been bootstrapped or joined.
+func (r *Raft) HasState() bool {
+	if r.hadState || r.raft.LastIndex() > 0 {
+		return true
+	}
+	f := r.raft.GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+// BootstrapCluster forms a new cluster of servers (all voters) on a node
+// without Raft state. Every server of the initial configuration must call
+// it with the same servers. On a node with state it returns
+// ErrAlreadyBootstrapped and changes nothing.
+func (r *Raft) BootstrapCluster(servers []Server) error {
+	cfg := raft.Configuration{}
+	for _, s := range servers {
+		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(s.ID), Address: raft.ServerAddress(s.Address), Suffrage: raft.Voter})
+	}
+	err := r.raft.BootstrapCluster(cfg).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return ErrAlreadyBootstrapped
+	}
+	return r.translate(err)
+}
+
+// LeadershipTransfer hands leadership to another voter and waits for it.
+func (r *Raft) LeadershipTransfer(ctx context.Context) error {
+	return r.translate(waitFuture(ctx, r.raft.LeadershipTransfer()))
+}
+
+// LastContact is when this node last heard from the leader (zero: never).
+func (r *Raft) LastContact() time.Time { return r.raft.LastContact() }
+
+// Term is the current Raft term.
+func (r *Raft) Term() uint64 { return r.raft.CurrentTerm() }
+
+// CommitIndex is the latest index known committed.
+func (r *Raft) CommitIndex() uint64 { return r.raft.CommitIndex() }
 
 // Snapshot takes a snapshot now and compacts the log.
 func (r *Raft) Snapshot() error { return r.translate(r.raft.Snapshot().Error()) }

@@ -35,6 +35,8 @@ type Agent struct {
 	wg            sync.WaitGroup
 	stop          chan struct{}
 	closeOnce     sync.Once
+
+	clusterParts // gossip, gRPC, reconcile, leave (cluster.go, leave.go)
 }
 
 // New opens the node's data dir and starts Raft and the HTTP listener.
@@ -62,6 +64,7 @@ func New(cfg Config) (*Agent, error) {
 		sealer: seal.NewSealer(secret),
 		stop:   make(chan struct{}),
 	}
+	a.clusterParts.init()
 	if created {
 		a.log.Info("created a new cluster key; give the same key to every node that joins", "file", cfg.clusterKeyFile())
 	}
@@ -89,8 +92,13 @@ func New(cfg Config) (*Agent, error) {
 		rc.ElectionTimeout = cfg.RaftElectionTimeout
 	}
 	rc.OnLeadership = a.onLeadership
+	if err := a.initCluster(&rc); err != nil {
+		a.httpLn.Close()
+		return nil, err
+	}
 	a.raft, err = cluster.NewRaft(rc, fsm.New())
 	if err != nil {
+		a.stopCluster()
 		a.httpLn.Close()
 		return nil, err
 	}
@@ -99,11 +107,16 @@ func New(cfg Config) (*Agent, error) {
 	a.mux = http.NewServeMux()
 	a.mux.HandleFunc("GET /health", a.handleHealth)
 	a.mux.HandleFunc("GET /ready", a.handleReady)
+	a.registerClusterAdmin()
 	a.httpSrv = &http.Server{
 		Handler:           a.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          cluster.NewStdLogger(a.log.With("component", "http")),
+	}
+	if err := a.startCluster(); err != nil {
+		a.Close()
+		return nil, err
 	}
 	return a, nil
 }
@@ -122,6 +135,7 @@ func (a *Agent) Sealer() *seal.Sealer { return a.sealer }
 
 // onLeadership runs on raft's leadership goroutine; it must not block it.
 func (a *Agent) onLeadership(isLeader bool) {
+	a.clusterLeadership(isLeader)
 	if !isLeader {
 		return
 	}
@@ -149,7 +163,8 @@ func (a *Agent) onLeadership(isLeader bool) {
 func (a *Agent) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.httpSrv.Serve(a.httpLn) }()
-	a.log.Info("stoke agent started", "http", "http://"+a.HTTPAddr(), "raft", a.raft.Addr(), "data_dir", a.cfg.DataDir)
+	a.log.Info("stoke agent started", "http", "http://"+a.HTTPAddr(), "raft", a.raft.Addr(), "grpc", a.GRPCAddr(),
+		"gossip", a.GossipAddr(), "role", a.cfg.Cluster.role(), "security", a.sec.Mode(), "data_dir", a.cfg.DataDir)
 	if a.cfg.Console != nil {
 		fmt.Fprintf(a.cfg.Console, "\nStoke is running.\n  endpoint:    http://%s\n  credentials: %s (print them with: stoke credentials --data-dir %s)\n\n",
 			a.HTTPAddr(), a.cfg.credentialsFile(), a.cfg.DataDir)
@@ -158,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
+	case <-a.left:
 	}
 	if cerr := a.Close(); err == nil || errors.Is(err, http.ErrServerClosed) {
 		err = cerr
@@ -177,10 +193,12 @@ func (a *Agent) Close() error {
 			err = e
 		}
 		a.httpLn.Close()
+		a.stopCluster()
 		a.wg.Wait()
 		if e := a.raft.Shutdown(); e != nil && err == nil {
 			err = e
 		}
+		a.closeClusterClients()
 	})
 	return err
 }

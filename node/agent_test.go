@@ -31,6 +31,8 @@ func testConfig(t *testing.T, dir string) Config {
 	cfg.DataDir = dir
 	cfg.HTTPAddr = freePort(t)
 	cfg.RaftAddr = freePort(t)
+	cfg.Cluster.GossipAddr = "127.0.0.1:0"
+	cfg.Cluster.GRPCAddr = "127.0.0.1:0"
 	cfg.Bootstrap = true
 	cfg.Dev = true
 	cfg.RaftHeartbeatTimeout = 200 * time.Millisecond

@@ -51,6 +51,8 @@ type Config struct {
 	// MaxRequestBytes bounds any API request body that is not a function
 	// upload (uploads have their own, larger bound).
 	MaxRequestBytes int64
+	// Cluster configures gossip, node-to-node gRPC, roles and reconcile.
+	Cluster ClusterConfig
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
@@ -67,6 +69,7 @@ func DefaultConfig() Config {
 		Region:          "local",
 		ShutdownTimeout: 15 * time.Second,
 		MaxRequestBytes: 6 << 20,
+		Cluster:         DefaultClusterConfig(),
 		Logger:          slog.Default(),
 	}
 }
@@ -92,7 +95,7 @@ func (c *Config) Validate() error {
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")
 	}
-	return nil
+	return c.Cluster.validate(c.Dev)
 }
 
 func (c *Config) clusterKeyFile() string {

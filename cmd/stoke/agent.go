@@ -28,16 +28,33 @@ func runAgent(args []string) error {
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: one node on loopback, bootstrapped, fast timeouts")
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "disable SigV4 authentication (local experiments only)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.String("config", "", "TOML config file with the same settings as the flags (flags win)")
+	registerClusterFlags(fs, &cfg)
+	if path := configFlag(args); path != "" {
+		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
+			return err
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Console = os.Stderr
+	cfg.Cluster.BuildVersion = version
 	if cfg.Dev {
+		// One node on loopback: gossip and gRPC too, unless told otherwise.
+		if !set["gossip-addr"] {
+			cfg.Cluster.GossipAddr = "127.0.0.1:7946"
+		}
+		if !set["grpc-addr"] {
+			cfg.Cluster.GRPCAddr = "127.0.0.1:9100"
+		}
 		cfg.Bootstrap = true
 		cfg.RaftHeartbeatTimeout = 200 * time.Millisecond
 		cfg.RaftElectionTimeout = 200 * time.Millisecond

@@ -1,6 +1,9 @@
 // Command stoke is both the Stoke agent and its command-line client.
 //
 //	stoke agent [flags]        run a node (HTTP API, Raft, worker)
+//	stoke cluster ...          join, leave, members, raft, force-leave
+//	stoke tls ...              create the cluster CA and node certificates
+//	stoke dev --nodes 3        start a local multi-node cluster (stoke dev stop)
 //	stoke credentials          print the admin credentials as an AWS CLI profile
 //	stoke keygen               print a new cluster key
 //	stoke local-invoke         run a function from a folder, no cluster
@@ -28,6 +31,9 @@ type command struct {
 
 var commands = map[string]command{
 	"agent":       {"run a Stoke node", runAgent},
+	"cluster":     {"join, leave, members, raft, force-leave", runCluster},
+	"tls":         {"create the cluster CA and node certificates", runTLS},
+	"dev":         {"start (or stop) a local multi-node cluster", runDev},
 	"credentials": {"print the admin credentials as an AWS CLI profile", runCredentials},
 	"keygen":       {"print a new cluster key", runKeygen},
 	"local-invoke": {"run a function from a folder on this machine, without a cluster", runLocal},
