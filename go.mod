@@ -7,6 +7,8 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
 	github.com/aws/aws-sdk-go-v2/service/lambda v1.114.4
 	github.com/aws/smithy-go v1.28.9
+	github.com/klauspost/compress v1.20.4
+	golang.org/x/sys v0.50.0
 	google.golang.org/protobuf v1.36.12
 )
 
