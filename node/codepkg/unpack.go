@@ -46,6 +46,11 @@ func Unpack(ctx context.Context, r io.Reader, destDir string, expectTarSHA256Hex
 	return err
 }
 
+// syncTree makes an extracted tree durable before it is published. It is a
+// variable only so that FuzzConvert, which unpacks thousands of trees on a
+// shared disk, can skip the flush.
+var syncTree = syncFS
+
 // unpack reports whether this call's tree is the one that landed at dest.
 func unpack(ctx context.Context, r io.Reader, destDir string, expectHex string) (won bool, err error) {
 	expect, err := hex.DecodeString(expectHex)
@@ -82,7 +87,7 @@ func unpack(ctx context.Context, r io.Reader, destDir string, expectHex string) 
 	if got := h.Sum(nil); !slices.Equal(got, expect) {
 		return false, fmt.Errorf("%w: got %x, want %s", ErrChecksumMismatch, got, expectHex)
 	}
-	if err := syncFS(tmp); err != nil {
+	if err := syncTree(tmp); err != nil {
 		return false, fmt.Errorf("codepkg: Unpack: syncing %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, dest); err != nil {
