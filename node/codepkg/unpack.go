@@ -12,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -123,6 +125,7 @@ func extract(ctx context.Context, r io.Reader, root string) error {
 		mtime time.Time
 	}
 	var stamps []stamp
+	buf := make([]byte, 256<<10)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -156,7 +159,7 @@ func extract(ctx context.Context, r io.Reader, root string) error {
 			types[clean] = TypeDir
 			dirs = append(dirs, full)
 		case tar.TypeReg:
-			if err := writeFile(full, tr, hdr); err != nil {
+			if err := writeFile(full, tr, hdr, buf); err != nil {
 				return err
 			}
 			types[clean] = TypeFile
@@ -203,21 +206,24 @@ func extract(ctx context.Context, r io.Reader, root string) error {
 }
 
 // writeFile creates full (which must not exist, and is never followed if it
-// is a symlink) with the entry's data and its read-only mode.
-func writeFile(full string, tr *tar.Reader, hdr *tar.Header) error {
-	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("codepkg: Unpack: %w", err)
-	}
-	n, err := io.Copy(f, tr)
-	if err == nil && n != hdr.Size {
-		err = fmt.Errorf("%w: entry %q is truncated", ErrBadPackage, truncate(hdr.Name, 200))
-	}
+// is a symlink) with the entry's data and its read-only mode. The file is
+// created with its final mode (a read-only mode does not stop writing
+// through the descriptor that created it); fchmod runs only if the umask
+// took bits away.
+func writeFile(full string, tr *tar.Reader, hdr *tar.Header, buf []byte) error {
 	mode := fs.FileMode(0o444)
 	if hdr.Mode&0o111 != 0 {
 		mode = 0o555
 	}
-	if err == nil {
+	f, err := os.OpenFile(full, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
+	if err != nil {
+		return fmt.Errorf("codepkg: Unpack: %w", err)
+	}
+	n, err := io.CopyBuffer(writerOnly{f}, tr, buf)
+	if err == nil && n != hdr.Size {
+		err = fmt.Errorf("%w: entry %q is truncated", ErrBadPackage, truncate(hdr.Name, 200))
+	}
+	if err == nil && mode&^processUmask() != mode {
 		err = f.Chmod(mode)
 	}
 	if cerr := f.Close(); err == nil && cerr != nil {
@@ -231,6 +237,28 @@ func writeFile(full string, tr *tar.Reader, hdr *tar.Header) error {
 	}
 	return err
 }
+
+// writerOnly hides *os.File's ReadFrom, which would copy through its own
+// 32 KiB buffer instead of the caller's.
+type writerOnly struct{ io.Writer }
+
+// processUmask returns the process's umask, read once from
+// /proc/self/status (Linux 4.7+); if it cannot be read, every bit counts as
+// masked, so that writeFile always chmods.
+var processUmask = sync.OnceValue(func() fs.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0o777
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+				return fs.FileMode(m) & 0o777
+			}
+		}
+	}
+	return 0o777
+})
 
 // RemoveTree removes a tree Unpack created (or left behind), restoring
 // write permission on its directories first so that it works for a
