@@ -149,7 +149,11 @@ func judge(f *zip.File) (*entry, error) {
 	switch {
 	case mode&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeNamedPipe|fs.ModeSocket|fs.ModeIrregular) != 0:
 		return nil, entryError(KindSpecialFile, f.Name, "is a device, FIFO or socket; only files, directories and symlinks are allowed")
-	case mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != 0:
+	case mode&(fs.ModeSetuid|fs.ModeSticky) != 0, mode&fs.ModeSetgid != 0 && !(mode.IsDir() || dirSuffix):
+		// A setgid directory is tolerated (and normalized away): Linux
+		// gives that bit to every directory created inside a setgid one,
+		// so zips built in such trees carry it, and in a read-only tree it
+		// does nothing.
 		return nil, entryError(KindSpecialMode, f.Name, "has the setuid, setgid or sticky bit set")
 	case mode&fs.ModeSymlink != 0 && dirSuffix:
 		return nil, entryError(KindUnsafeSymlink, f.Name, "is a symlink whose name ends in '/'")

@@ -79,6 +79,7 @@ func pythonTree() []zent {
 		link("dangling", "not/there/yet"),
 		zent{name: "windows-made.txt", data: "no unix attributes"},
 		file("empty.txt", ""),
+		zent{name: "shared/", unixMode: sIFDIR | sISGID | 0o775},
 		exe("lib/native/_speedups.cpython-312-x86_64-linux-gnu.so", "\x7fELF\x02\x01\x01"+strings.Repeat("\x00\x48\x89\xe5", 5000)),
 	}
 }
@@ -123,6 +124,7 @@ func TestConvertManifest(t *testing.T) {
 		"windows-made.txt":   {Type: TypeFile, Mode: 0o644, Size: 18},
 		"empty.txt":          {Type: TypeFile, Mode: 0o644},
 		"lib/python3.12/site-packages/requests/__pycache__": {Type: TypeDir, Mode: 0o755},
+		"shared": {Type: TypeDir, Mode: 0o755}, // setgid dropped
 	}
 	for p, w := range want {
 		w.Path = p
@@ -130,9 +132,9 @@ func TestConvertManifest(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", p, got, w)
 		}
 	}
-	// 15 entries and the 6 directories they only imply.
-	if len(m.Files) != 21 {
-		t.Errorf("%d files, want 21: %v", len(m.Files), m.Files)
+	// 16 entries and the 6 directories they only imply.
+	if len(m.Files) != 22 {
+		t.Errorf("%d files, want 22: %v", len(m.Files), m.Files)
 	}
 }
 
