@@ -229,8 +229,6 @@ func codeStorageUsed(v *fsm.View, accountID string) int64 {
 
 type keyGenerator struct{}
 
-func (keyGenerator) NewAccountID() string             { return NewAccountID() }
+func (keyGenerator) NewAccountID() string              { return NewAccountID() }
 func (keyGenerator) NewAccessKey() (id, secret string) { return NewAccessKey() }
 func (keyGenerator) KeyContext(keyID string) string    { return KeyContext(keyID) }
-
-
