@@ -115,6 +115,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.registerClusterAdmin()
+	a.registerLogs()
 	a.httpSrv = &http.Server{
 		Handler:           a.mux,
 		ReadHeaderTimeout: 10 * time.Second,
