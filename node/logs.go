@@ -186,7 +186,9 @@ func (a *Agent) registerLogs() {
 	})
 }
 
-func (a *Agent) internalToken() string { return hex.EncodeToString(a.secret.Derive("internal-http/v1")) }
+func (a *Agent) internalToken() string {
+	return hex.EncodeToString(a.secret.Derive("internal-http/v1"))
+}
 
 func (a *Agent) peerLogs(ctx context.Context, httpAddr string, q logQuery) ([]LogEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -122,7 +122,7 @@ type fnFlags struct {
 	json   bool
 
 	dir, zipFile, runtime, handler, role, description string
-	memory, timeout, version                          int
+	memory, timeout                                   int
 	env                                               multiFlag
 	weights                                           multiFlag
 	publish, tail                                     bool

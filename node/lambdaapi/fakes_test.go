@@ -94,7 +94,9 @@ func (echoInvoker) Invoke(_ context.Context, req *InvokeRequest) (*InvokeResult,
 
 type plainSealer struct{}
 
-func (plainSealer) Seal(p []byte, _ string) ([]byte, error) { return append([]byte("sealed:"), p...), nil }
+func (plainSealer) Seal(p []byte, _ string) ([]byte, error) {
+	return append([]byte("sealed:"), p...), nil
+}
 func (plainSealer) Open(s []byte, _ string) ([]byte, error) {
 	return bytes.TrimPrefix(s, []byte("sealed:")), nil
 }
