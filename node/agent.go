@@ -116,6 +116,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.registerClusterAdmin()
 	a.registerLogs()
+	a.registerStatus()
 	a.httpSrv = &http.Server{
 		Handler:           a.mux,
 		ReadHeaderTimeout: 10 * time.Second,

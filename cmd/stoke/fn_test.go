@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+
+	"github.com/stokehq/stoke/node"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +104,28 @@ func TestFnCLI(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", k.SecretAccessKey)
 	if err := runFn([]string{"list"}); err == nil {
 		t.Fatal("a revoked key still works")
+	}
+}
+
+// TestStatusWarnsWithoutSandboxes: a node running functions as plain
+// processes says so loudly in `stoke status`; a sandboxed one does not.
+func TestStatusWarnsWithoutSandboxes(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		if !insecure && os.Geteuid() != 0 {
+			t.Log("not root: only the insecure node can start")
+			continue
+		}
+		dir := t.TempDir()
+		a := startDevAgentWith(t, dir, func(c *node.Config) { c.Worker.InsecureNoSandbox = insecure })
+		t.Setenv("STOKE_DATA_DIR", dir)
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		out := captureStdout(t, func() error { return runStatus(nil) })
+		if warned := strings.Contains(out, "!!! INSECURE"); warned != insecure {
+			t.Fatalf("insecure=%v: status warns=%v:\n%s", insecure, warned, out)
+		}
+		if !strings.Contains(out, "Leader:") || !strings.Contains(out, a.NodeID()) {
+			t.Fatalf("status:\n%s", out)
+		}
 	}
 }
