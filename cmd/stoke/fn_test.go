@@ -2,12 +2,12 @@ package main
 
 import (
 	"encoding/json"
-
-	"github.com/stokehq/stoke/node"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/stokehq/stoke/node"
 )
 
 // TestFnCLI drives `stoke fn`, `stoke logs`, `stoke account` and `stoke
