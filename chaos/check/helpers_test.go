@@ -36,7 +36,7 @@ func (b *hb) unknown(client int, kind, key string, in history.ControlInput, call
 }
 
 func desc(d string) history.ControlInput { return history.ControlInput{Description: d} }
-func got(d string) history.ControlOutput  { return history.ControlOutput{Description: d} }
-func ver(v string) history.ControlOutput  { return history.ControlOutput{Version: v} }
+func got(d string) history.ControlOutput { return history.ControlOutput{Description: d} }
+func ver(v string) history.ControlOutput { return history.ControlOutput{Version: v} }
 
 var none = history.ControlInput{}
