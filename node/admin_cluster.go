@@ -17,11 +17,11 @@ import (
 // the API layer authenticates (SigV4) and restricts to admin keys.
 
 func (a *Agent) registerClusterAdmin() {
-	a.mux.HandleFunc("GET /stoke/v1/cluster/members", a.handleMembers)
-	a.mux.HandleFunc("GET /stoke/v1/cluster/raft", a.handleRaft)
-	a.mux.HandleFunc("POST /stoke/v1/cluster/join", a.handleJoin)
-	a.mux.HandleFunc("POST /stoke/v1/cluster/leave", a.handleLeave)
-	a.mux.HandleFunc("POST /stoke/v1/cluster/force-leave", a.handleForceLeave)
+	a.protectAdmin("GET /stoke/v1/cluster/members", a.handleMembers)
+	a.protectAdmin("GET /stoke/v1/cluster/raft", a.handleRaft)
+	a.protectAdmin("POST /stoke/v1/cluster/join", a.handleJoin)
+	a.protectAdmin("POST /stoke/v1/cluster/leave", a.handleLeave)
+	a.protectAdmin("POST /stoke/v1/cluster/force-leave", a.handleForceLeave)
 }
 
 // MemberInfo is one row of `stoke cluster members`.

@@ -37,6 +37,7 @@ type Agent struct {
 	closeOnce     sync.Once
 
 	clusterParts // gossip, gRPC, reconcile, leave (cluster.go, leave.go)
+	apiParts     // blob store, sandbox pool, Lambda API (api.go)
 }
 
 // New opens the node's data dir and starts Raft and the HTTP listener.
@@ -107,6 +108,12 @@ func New(cfg Config) (*Agent, error) {
 	a.mux = http.NewServeMux()
 	a.mux.HandleFunc("GET /health", a.handleHealth)
 	a.mux.HandleFunc("GET /ready", a.handleReady)
+	if err := a.initAPI(); err != nil {
+		a.stopCluster()
+		a.raft.Shutdown()
+		a.httpLn.Close()
+		return nil, err
+	}
 	a.registerClusterAdmin()
 	a.httpSrv = &http.Server{
 		Handler:           a.mux,
@@ -193,6 +200,7 @@ func (a *Agent) Close() error {
 			err = e
 		}
 		a.httpLn.Close()
+		a.closeAPI()
 		a.stopCluster()
 		a.wg.Wait()
 		if e := a.raft.Shutdown(); e != nil && err == nil {

@@ -54,6 +54,9 @@ type Config struct {
 	// Cluster configures gossip, node-to-node gRPC, roles and reconcile.
 	Cluster ClusterConfig
 
+	// Worker configures this node's sandboxes.
+	Worker WorkerConfig
+
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
 	// (the admin credentials, printed once when they are created). nil: none.
@@ -110,4 +113,17 @@ func (c *Config) credentialsFile() string {
 		return c.CredentialsFile
 	}
 	return filepath.Join(c.DataDir, "credentials")
+}
+
+// WorkerConfig configures the node's worker: its sandbox pool.
+type WorkerConfig struct {
+	// InsecureNoSandbox runs function code as plain processes, without
+	// namespaces, cgroups or seccomp (for machines where sandboxing is
+	// impossible; logged loudly).
+	InsecureNoSandbox bool
+	// MemoryBudgetMB bounds the memory of all sandboxes on the node
+	// (0: the runtime's default, derived from the machine's memory).
+	MemoryBudgetMB int
+	// IdleTimeout is how long an idle sandbox stays warm (0: default).
+	IdleTimeout time.Duration
 }

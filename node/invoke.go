@@ -22,6 +22,9 @@ type localInvoker struct {
 	sealer lambdaapi.Sealer
 	admit  admission.Admitter
 	pool   *runtime.Pool
+	// work registers in-flight work with the drain hook; ok is false
+	// while the node is leaving.
+	work func() (done func(), ok bool)
 }
 
 // sandboxKey identifies interchangeable sandboxes: same function, version,
@@ -58,6 +61,11 @@ func (l *localInvoker) spec(req *lambdaapi.InvokeRequest) (runtime.FunctionSpec,
 }
 
 func (l *localInvoker) Invoke(ctx context.Context, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+	done, ok := l.work()
+	if !ok {
+		return nil, &lambdaapi.Error{Status: 503, Type: "ServiceException", Message: "This node is leaving the cluster; send the invocation to another node"}
+	}
+	defer done()
 	release, err := l.admitRequest(req)
 	if err != nil {
 		return nil, err

@@ -29,6 +29,9 @@ func runAgent(args []string) error {
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "disable SigV4 authentication (local experiments only)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.String("config", "", "TOML config file with the same settings as the flags (flags win)")
+	fs.BoolVar(&cfg.Worker.InsecureNoSandbox, "insecure-no-sandbox", false, "run functions as plain processes without isolation (machines without root or cgroups; unsafe)")
+	fs.IntVar(&cfg.Worker.MemoryBudgetMB, "memory-budget-mb", 0, "memory all sandboxes on this node may use, in MB (default: derived from the machine)")
+	fs.DurationVar(&cfg.Worker.IdleTimeout, "sandbox-idle-timeout", 0, "how long an idle sandbox stays warm (default: the runtime's)")
 	registerClusterFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {

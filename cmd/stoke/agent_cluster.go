@@ -93,6 +93,10 @@ type fileConfig struct {
 	MemoryMB        *int64    `toml:"memory_mb"`
 	CPUs            *int      `toml:"cpus"`
 	LogLevel        *string   `toml:"log_level"`
+
+	InsecureNoSandbox  *bool     `toml:"insecure_no_sandbox"`
+	MemoryBudgetMB     *int      `toml:"memory_budget_mb"`
+	SandboxIdleTimeout *duration `toml:"sandbox_idle_timeout"`
 }
 
 type duration time.Duration
@@ -153,6 +157,15 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	}
 	if f.CPUs != nil {
 		cc.CPUs = *f.CPUs
+	}
+	if f.InsecureNoSandbox != nil {
+		cfg.Worker.InsecureNoSandbox = *f.InsecureNoSandbox
+	}
+	if f.MemoryBudgetMB != nil {
+		cfg.Worker.MemoryBudgetMB = *f.MemoryBudgetMB
+	}
+	if f.SandboxIdleTimeout != nil {
+		cfg.Worker.IdleTimeout = time.Duration(*f.SandboxIdleTimeout)
 	}
 	return nil
 }

@@ -28,8 +28,8 @@ func runCredentials(args []string) error {
 		return fmt.Errorf("%w (has the agent started once with this data dir?)", err)
 	}
 	fmt.Printf("%s\n# Use it with the AWS CLI or an SDK:\n#   aws --profile %s --endpoint-url %s lambda list-functions\n"+
-		"# or export:\n#   AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_ENDPOINT_URL=%s\n",
-		c.Profile(*profile), *profile, c.Endpoint, c.AccessKeyID, c.SecretAccessKey, c.Region, c.Endpoint)
+		"# or export:\n#   AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_DEFAULT_REGION=%s AWS_ENDPOINT_URL=%s\n",
+		c.Profile(*profile), *profile, c.Endpoint, c.AccessKeyID, c.SecretAccessKey, c.Region, c.Region, c.Endpoint)
 	return nil
 }
 

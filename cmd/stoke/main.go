@@ -30,14 +30,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"agent":       {"run a Stoke node", runAgent},
-	"cluster":     {"join, leave, members, raft, force-leave", runCluster},
-	"tls":         {"create the cluster CA and node certificates", runTLS},
-	"dev":         {"start (or stop) a local multi-node cluster", runDev},
-	"credentials": {"print the admin credentials as an AWS CLI profile", runCredentials},
+	"agent":        {"run a Stoke node", runAgent},
+	"cluster":      {"join, leave, members, raft, force-leave", runCluster},
+	"tls":          {"create the cluster CA and node certificates", runTLS},
+	"dev":          {"start (or stop) a local multi-node cluster", runDev},
+	"credentials":  {"print the admin credentials as an AWS CLI profile", runCredentials},
 	"keygen":       {"print a new cluster key", runKeygen},
 	"local-invoke": {"run a function from a folder on this machine, without a cluster", runLocal},
-	"version":     {"print the build version", func([]string) error { fmt.Println(version); return nil }},
+	"version":      {"print the build version", func([]string) error { fmt.Println(version); return nil }},
 }
 
 func main() {

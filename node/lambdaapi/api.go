@@ -1,6 +1,7 @@
 package lambdaapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -397,4 +398,28 @@ func qualifierOf(req *request, ref functionRef) (string, *Error) {
 
 func functionNotFound(h *Handler, account, name, qualifier string) *Error {
 	return notFound("Function not found: %s", h.qualifiedARN(account, name, qualifier))
+}
+
+// RequireAdmin puts the API's authentication and the admin-key check in
+// front of h, with errors in Lambda's shape. Bodies are bounded to 1 MB.
+func (h *Handler) RequireAdmin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-amzn-RequestId", newRequestID())
+		body, apiErr := readBody(w, r, op{name: "admin", maxBody: maxControlRequestBytes})
+		if apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+		caller, apiErr := h.authenticate(r, body)
+		if apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+		if !caller.Admin {
+			writeError(w, accessDenied("Access key %s is not an admin key", caller.AccessKeyID))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
 }

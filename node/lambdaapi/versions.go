@@ -3,7 +3,6 @@ package lambdaapi
 import (
 	"net/http"
 
-
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
@@ -376,4 +375,3 @@ func (h *Handler) untagResource(req *request) (any, int, *Error) {
 	}
 	return nil, http.StatusNoContent, nil
 }
-

@@ -95,7 +95,9 @@ def error_body(exc, error_type=None):
 
 
 def to_json(obj):
-    return json.dumps(obj, separators=(",", ":")).encode()
+    # Lambda's own Python runtime serialises with json.dumps' default
+    # separators; match it byte for byte.
+    return json.dumps(obj).encode()
 
 
 def load_handler(conn):
