@@ -218,13 +218,21 @@ func isControl(op history.Op) bool {
 
 func isRead(kind string) bool { return kind == history.GetFunction || kind == history.GetAlias }
 
+// modelErrors are the refusals the model predicts. Other refusals (403
+// while a replica lacks the access key, 429, a refused connection) say
+// nothing about the function's state and had no effect, so they are left
+// out of the history like reads that never got an answer.
+var modelErrors = map[string]bool{history.ErrNotFound: true, history.ErrConflict: true}
+
 // toPorcupine converts recorded control-plane ops. Reads without a definite
-// answer are dropped (they changed nothing and claim nothing); writes with
-// an unknown outcome stay pending for ever.
+// answer and refusals the model does not predict are dropped (they changed
+// nothing and claim nothing); writes with an unknown outcome stay pending
+// for ever.
 func toPorcupine(ops []history.Op) []porcupine.Operation {
 	var out []porcupine.Operation
 	for _, op := range ops {
-		if !isControl(op) || (op.Outcome == history.Unknown && isRead(op.Kind)) {
+		if !isControl(op) || (op.Outcome == history.Unknown && isRead(op.Kind)) ||
+			(op.Outcome == history.Fail && !modelErrors[op.Error]) {
 			continue
 		}
 		in, _ := op.Input.(history.ControlInput)

@@ -81,6 +81,11 @@ func TestLinearizable(t *testing.T) {
 			ok(1, history.CreateFunction, g, desc("x"), got(""), 0, 10).
 			ok(0, history.GetFunction, g, none, got("x"), 20, 30).
 			ok(1, history.GetFunction, f, none, got("a"), 20, 30), porcupine.Ok},
+		{"refusals the model does not predict are ignored", new(hb).
+			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
+			fail(1, history.UpdateConfig, f, desc("b"), "AccessDeniedException", 20, 30).
+			fail(1, history.GetFunction, f, none, "ConnectionRefused", 20, 30).
+			ok(0, history.GetFunction, f, none, got("a"), 40, 50), porcupine.Ok},
 		{"unknown reads are ignored", new(hb).
 			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
 			unknown(1, history.GetFunction, f, none, 20, 30), porcupine.Ok},

@@ -1,0 +1,20 @@
+# The function chaos scenarios invoke. Standard library only.
+import time
+import uuid
+
+SANDBOX = uuid.uuid4().hex  # one per execution environment
+
+
+def handler(event, context):
+    start = time.time_ns()
+    nonce = str(event.get("nonce", ""))
+    print("CHAOS-DELIVERY " + nonce, flush=True)
+    sleep_ms = int(event.get("sleep_ms", 0))
+    if sleep_ms > 0:
+        time.sleep(sleep_ms / 1000.0)
+    return {
+        "nonce": nonce,
+        "start_unix_nano": start,
+        "end_unix_nano": time.time_ns(),
+        "sandbox": SANDBOX,
+    }
