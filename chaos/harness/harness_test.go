@@ -97,6 +97,11 @@ func TestClusterLifecycle(t *testing.T) {
 		if _, err := run(ctx, "ip", "link", "show", nn.bridge); err == nil {
 			t.Errorf("bridge %s left behind", nn.bridge)
 		}
+		for i := range c.Nodes() {
+			if _, err := run(ctx, "ip", "link", "show", nn.veth(i)); err == nil {
+				t.Errorf("veth %s left behind", nn.veth(i))
+			}
+		}
 		if _, err := run(ctx, "iptables", "-w", "-n", "-L", nn.chain); err == nil {
 			t.Errorf("iptables chain %s left behind", nn.chain)
 		}

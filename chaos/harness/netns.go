@@ -194,12 +194,22 @@ func (nn *netnsNet) ClearNetem(ctx context.Context, i int) error {
 	return nil
 }
 
-// Close deletes the namespaces (their veths, rules and qdiscs go with
-// them), the bridge and the host chain. It tries every step and returns
-// the errors of those that failed for another reason than absence.
+// Close deletes the veth pairs, the namespaces (their rules and qdiscs go
+// with them), the bridge and the host chain. It tries every step and
+// returns the errors of those that failed for another reason than absence.
+//
+// The veths are deleted explicitly first: a namespace outlives `ip netns
+// del` while anything still references it, such as a TCP socket a killed
+// agent left retransmitting its FIN, and its veth would linger with it.
+// Deleting one end of a pair deletes both, wherever the other end is.
 func (nn *netnsNet) Close(ctx context.Context) error {
 	var errs []error
 	for i := range nn.n {
+		if _, err := run(ctx, "ip", "link", "show", nn.veth(i)); err == nil {
+			if _, err := run(ctx, "ip", "link", "del", nn.veth(i)); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if _, err := os.Stat(nn.nsPath(i)); err == nil {
 			if _, err := run(ctx, "ip", "netns", "del", nn.ns(i)); err != nil {
 				errs = append(errs, err)
