@@ -17,7 +17,7 @@ func TestVersionKeepsItsDescription(t *testing.T) {
 	c, _ := adminClient(t, a)
 	if _, err := c.CreateFunction(bg, &lambda.CreateFunctionInput{FunctionName: aws.String("desc-fn"),
 		Runtime: types.RuntimeProvidedal2023, Handler: aws.String("x"), Role: aws.String(testRole),
-		Code: &types.FunctionCode{ZipFile: zipFiles(t, map[string][]byte{"bootstrap": []byte("#!/bin/sh\n")}, nil)},
+		Code:        &types.FunctionCode{ZipFile: zipFiles(t, map[string][]byte{"bootstrap": []byte("#!/bin/sh\n")}, nil)},
 		Description: aws.String("first")}); err != nil {
 		t.Fatal(err)
 	}

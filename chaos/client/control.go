@@ -52,6 +52,9 @@ func NewControl(rec *history.Recorder, cfg ControlConfig) *Control {
 		timeout: cfg.Timeout, code: cfg.Code}
 }
 
+// ID is the client's id in the history.
+func (c *Control) ID() int { return c.id }
+
 // Node is the node this client talks to.
 func (c *Control) Node() string { return c.node }
 
