@@ -32,6 +32,9 @@ func NewAdmin(creds node.Credentials) *Admin {
 	return &Admin{creds: creds, http: hc}
 }
 
+// Close releases the client's idle connections.
+func (a *Admin) Close() { a.http.CloseIdleConnections() }
+
 // Do sends a signed request to endpoint+path and decodes a JSON answer
 // into out (when not nil). Non-2xx answers are errors carrying the body.
 func (a *Admin) Do(ctx context.Context, method, endpoint, path string, in, out any) error {

@@ -23,6 +23,7 @@ type Control struct {
 	id      int
 	node    string
 	api     *lambda.Client
+	close   func()
 	timeout time.Duration
 	code    []byte
 }
@@ -48,9 +49,12 @@ func NewControl(rec *history.Recorder, cfg ControlConfig) *Control {
 	if cfg.Code == nil {
 		cfg.Code = BootstrapZip()
 	}
-	return &Control{rec: rec, id: cfg.Client, node: cfg.Node, api: NewLambda(cfg.Endpoint, cfg.Credentials),
-		timeout: cfg.Timeout, code: cfg.Code}
+	api, closeFn := NewLambda(cfg.Endpoint, cfg.Credentials)
+	return &Control{rec: rec, id: cfg.Client, node: cfg.Node, api: api, close: closeFn, timeout: cfg.Timeout, code: cfg.Code}
 }
+
+// Close releases the client's idle connections.
+func (c *Control) Close() { c.close() }
 
 // ID is the client's id in the history.
 func (c *Control) ID() int { return c.id }

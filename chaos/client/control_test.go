@@ -38,6 +38,7 @@ func TestControlOutcomes(t *testing.T) {
 	creds := node.Credentials{AccountID: "123456789012", AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "secret", Region: "local"}
 	rec := history.NewRecorder()
 	c := NewControl(rec, ControlConfig{Client: 7, Node: "n1", Endpoint: srv.URL, Credentials: creds, Timeout: 300 * time.Millisecond})
+	defer c.Close()
 
 	// A port nothing listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -47,6 +48,7 @@ func TestControlOutcomes(t *testing.T) {
 	closed := "http://" + ln.Addr().String()
 	ln.Close()
 	dead := NewControl(rec, ControlConfig{Client: 8, Node: "n2", Endpoint: closed, Credentials: creds})
+	defer dead.Close()
 
 	ctx := context.Background()
 	tests := []struct {

@@ -34,15 +34,17 @@ func newHTTPClient() *http.Client {
 }
 
 // NewLambda returns an SDK client for endpoint signed with creds that
-// makes exactly one attempt per call.
-func NewLambda(endpoint string, creds node.Credentials) *lambda.Client {
+// makes exactly one attempt per call, and the function that closes its
+// idle connections once the caller is done with it.
+func NewLambda(endpoint string, creds node.Credentials) (*lambda.Client, func()) {
+	hc := newHTTPClient()
 	return lambda.New(lambda.Options{
 		Region:       creds.Region,
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
 		Retryer:      aws.NopRetryer{},
-		HTTPClient:   newHTTPClient(),
-	})
+		HTTPClient:   hc,
+	}), hc.CloseIdleConnections
 }
 
 // Classify maps an SDK call's error onto an outcome and the text recorded

@@ -55,7 +55,7 @@ func start(t testing.TB, cfg Config) (_ *Cluster, err error) {
 	}
 	installSignalHandler()
 	sweepOnce(t)
-	c := &Cluster{t: t, cfg: cfg, http: &http.Client{Timeout: 2 * time.Second}}
+	c := &Cluster{t: t, cfg: cfg, http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{}}}
 	t.Cleanup(func() {
 		if err := c.Close(); err != nil {
 			t.Errorf("harness: cleanup: %v", err)
@@ -279,6 +279,7 @@ func (c *Cluster) Close() error {
 			errs = append(errs, c.net.Close(ctx))
 		}
 		errs = append(errs, c.unmountAll())
+		c.http.CloseIdleConnections()
 		c.closeErr = errors.Join(errs...)
 		if c.dir == "" {
 			return

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // live holds the clusters not yet closed, for the signal handler.
@@ -40,33 +42,44 @@ func installSignalHandler() {
 	signalOnce.Do(func() {
 		ch := make(chan os.Signal, 1)
 		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-		go func() {
-			sig := <-ch
-			fmt.Fprintf(os.Stderr, "harness: %v: removing every cluster before exiting\n", sig)
-			liveMu.Lock()
-			cs := make([]*Cluster, 0, len(live))
-			for c := range live {
-				cs = append(cs, c)
-			}
-			liveMu.Unlock()
-			for _, c := range cs {
-				if err := c.Close(); err != nil {
-					fmt.Fprintf(os.Stderr, "harness: %v\n", err)
-				}
-			}
-			removeBinary()
-			os.Exit(2)
-		}()
+		go awaitSignal(ch)
 	})
 }
 
+func awaitSignal(ch <-chan os.Signal) {
+	sig := <-ch
+	fmt.Fprintf(os.Stderr, "harness: %v: removing every cluster before exiting\n", sig)
+	liveMu.Lock()
+	cs := make([]*Cluster, 0, len(live))
+	for c := range live {
+		cs = append(cs, c)
+	}
+	liveMu.Unlock()
+	for _, c := range cs {
+		if err := c.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "harness: %v\n", err)
+		}
+	}
+	removeBinary()
+	os.Exit(2)
+}
+
 // RunMain runs a test binary's tests with the harness's housekeeping: it
-// sweeps leftovers of dead runs first and removes the built stoke binary
-// at the end. Use it from TestMain: os.Exit(harness.RunMain(m)).
+// installs the signal handler, removes the built stoke binary at the end
+// and, when the tests passed, fails the binary if they left goroutines
+// behind (goleak). Leftovers of dead runs are swept when the first
+// cluster starts. Use it from TestMain: os.Exit(harness.RunMain(m)).
 func RunMain(m *testing.M) int {
 	installSignalHandler()
 	code := m.Run()
 	removeBinary()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreTopFunction("os/signal.signal_recv"),
+			goleak.IgnoreTopFunction("github.com/stokehq/stoke/chaos/harness.awaitSignal")); err != nil {
+			fmt.Fprintf(os.Stderr, "goroutines left behind: %v\n", err)
+			return 1
+		}
+	}
 	return code
 }
 

@@ -23,7 +23,8 @@ import (
 func requireLambdaAPI(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	n := c.Nodes()[0]
-	api := client.NewLambda(n.Endpoint(), c.Credentials())
+	api, closeIdle := client.NewLambda(n.Endpoint(), c.Credentials())
+	defer closeIdle()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := api.ListFunctions(ctx, &lambda.ListFunctionsInput{})

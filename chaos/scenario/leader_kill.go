@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/chaos/check"
-	"github.com/stokehq/stoke/chaos/client"
 	"github.com/stokehq/stoke/chaos/fault"
 	"github.com/stokehq/stoke/chaos/harness"
 )
@@ -62,7 +61,7 @@ func leaderKill(t *testing.T, env *Env) check.Summary {
 	}
 	cctx, ccancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ccancel()
-	if err := waitConverged(cctx, client.NewAdmin(c.Credentials()), c.Nodes()); err != nil {
+	if err := waitConverged(cctx, env.Admin(), c.Nodes()); err != nil {
 		s.Failf("replicas did not converge after %s restarted: %v", victim, err)
 	}
 	t.Logf("outcomes:%s", errorCounts(v.load))

@@ -54,10 +54,20 @@ func (e *Env) Start(cfg harness.Config) *harness.Cluster {
 	return e.c
 }
 
-// Control returns a recording control-plane client bound to n.
+// Control returns a recording control-plane client bound to n, closed
+// when the test ends.
 func (e *Env) Control(id int, n *harness.Node) *client.Control {
-	return client.NewControl(e.Rec, client.ControlConfig{Client: id, Node: n.ID, Endpoint: n.Endpoint(),
+	c := client.NewControl(e.Rec, client.ControlConfig{Client: id, Node: n.ID, Endpoint: n.Endpoint(),
 		Credentials: e.c.Credentials()})
+	e.t.Cleanup(c.Close)
+	return c
+}
+
+// Admin returns an admin client for the cluster, closed when the test ends.
+func (e *Env) Admin() *client.Admin {
+	a := client.NewAdmin(e.c.Credentials())
+	e.t.Cleanup(a.Close)
+	return a
 }
 
 // Hold lets the load run for d: a phase of the scenario's schedule, not a
