@@ -39,4 +39,7 @@ func desc(d string) history.ControlInput { return history.ControlInput{Descripti
 func got(d string) history.ControlOutput { return history.ControlOutput{Description: d} }
 func ver(v string) history.ControlOutput { return history.ControlOutput{Version: v} }
 
+// pub is a publish's answer: the version and its description.
+func pub(v, d string) history.ControlOutput { return history.ControlOutput{Version: v, Description: d} }
+
 var none = history.ControlInput{}

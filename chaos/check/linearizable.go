@@ -64,12 +64,16 @@ func apply(s fnState, op cpIn) (fnState, cpOut) {
 		if !s.exists {
 			return s, notFound
 		}
+		// The answer is the version's configuration: its number and the
+		// description frozen with it. Checking the description here, not
+		// only when a later read sees it, keeps the search from backtracking
+		// across hundreds of operations to place each publish.
 		if k := len(s.versions); k > 0 && s.versions[k-1] == s.desc {
-			return s, cpOut{out: history.ControlOutput{Version: strconv.Itoa(k)}}
+			return s, cpOut{out: history.ControlOutput{Version: strconv.Itoa(k), Description: s.desc}}
 		}
 		n := s
 		n.versions = append(append([]string(nil), s.versions...), s.desc)
-		return n, cpOut{out: history.ControlOutput{Version: strconv.Itoa(len(n.versions))}}
+		return n, cpOut{out: history.ControlOutput{Version: strconv.Itoa(len(n.versions)), Description: s.desc}}
 	case history.CreateAlias:
 		if !s.exists {
 			return s, notFound

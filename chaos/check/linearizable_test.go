@@ -50,19 +50,24 @@ func TestLinearizable(t *testing.T) {
 			fail(0, history.UpdateConfig, f, desc("b"), history.ErrNotFound, 20, 30), porcupine.Illegal},
 		{"publish unchanged returns the newest version", new(hb).
 			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
-			ok(0, history.PublishVersion, f, none, ver("1"), 20, 30).
-			ok(0, history.PublishVersion, f, none, ver("1"), 40, 50).
+			ok(0, history.PublishVersion, f, none, pub("1", "a"), 20, 30).
+			ok(0, history.PublishVersion, f, none, pub("1", "a"), 40, 50).
 			ok(0, history.UpdateConfig, f, desc("b"), got(""), 60, 70).
-			ok(0, history.PublishVersion, f, none, ver("2"), 80, 90).
+			ok(0, history.PublishVersion, f, none, pub("2", "b"), 80, 90).
 			ok(1, history.GetFunction, f, history.ControlInput{Qualifier: "1"}, got("a"), 100, 110), porcupine.Ok},
 		{"publish invents a version", new(hb).
 			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
-			ok(0, history.PublishVersion, f, none, ver("1"), 20, 30).
-			ok(0, history.PublishVersion, f, none, ver("2"), 40, 50), porcupine.Illegal},
+			ok(0, history.PublishVersion, f, none, pub("1", "a"), 20, 30).
+			ok(0, history.PublishVersion, f, none, pub("2", "a"), 40, 50), porcupine.Illegal},
+		{"published version shows a later description", new(hb).
+			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
+			ok(0, history.PublishVersion, f, none, pub("1", "a"), 20, 30).
+			ok(0, history.UpdateConfig, f, desc("b"), got(""), 40, 50).
+			ok(1, history.GetFunction, f, history.ControlInput{Qualifier: "1"}, got("b"), 60, 70), porcupine.Illegal},
 		{"alias needs an existing version", new(hb).
 			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
 			fail(0, history.CreateAlias, f, history.ControlInput{Alias: "live", Version: "1"}, history.ErrNotFound, 20, 30).
-			ok(0, history.PublishVersion, f, none, ver("1"), 40, 50).
+			ok(0, history.PublishVersion, f, none, pub("1", "a"), 40, 50).
 			ok(0, history.CreateAlias, f, history.ControlInput{Alias: "live", Version: "1"}, got(""), 60, 70).
 			fail(1, history.CreateAlias, f, history.ControlInput{Alias: "live", Version: "1"}, history.ErrConflict, 80, 90).
 			ok(1, history.GetAlias, f, history.ControlInput{Alias: "live"}, ver("1"), 100, 110), porcupine.Ok},
@@ -71,11 +76,11 @@ func TestLinearizable(t *testing.T) {
 			ok(0, history.CreateAlias, f, history.ControlInput{Alias: "live", Version: "3"}, got(""), 20, 30), porcupine.Illegal},
 		{"delete removes versions and aliases", new(hb).
 			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
-			ok(0, history.PublishVersion, f, none, ver("1"), 20, 30).
+			ok(0, history.PublishVersion, f, none, pub("1", "a"), 20, 30).
 			ok(0, history.DeleteFunction, f, none, got(""), 40, 50).
 			ok(0, history.CreateFunction, f, desc("b"), got(""), 60, 70).
 			fail(1, history.GetFunction, f, history.ControlInput{Qualifier: "1"}, history.ErrNotFound, 80, 90).
-			ok(1, history.PublishVersion, f, none, ver("1"), 100, 110), porcupine.Ok},
+			ok(1, history.PublishVersion, f, none, pub("1", "b"), 100, 110), porcupine.Ok},
 		{"functions are independent", new(hb).
 			ok(0, history.CreateFunction, f, desc("a"), got(""), 0, 10).
 			ok(1, history.CreateFunction, g, desc("x"), got(""), 0, 10).

@@ -88,14 +88,15 @@ func (c *Control) UpdateDescription(ctx context.Context, fn, description string)
 	return end(p, err, history.ControlOutput{})
 }
 
-// Publish publishes fn's $LATEST; the output is the version returned.
+// Publish publishes fn's $LATEST; the output is the version returned and
+// its description.
 func (c *Control) Publish(ctx context.Context, fn string) history.Op {
 	ctx, cancel, p := c.begin(ctx, history.PublishVersion, fn, history.ControlInput{})
 	defer cancel()
 	out, err := c.api.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String(fn)})
 	var res history.ControlOutput
 	if err == nil {
-		res.Version = aws.ToString(out.Version)
+		res.Version, res.Description = aws.ToString(out.Version), aws.ToString(out.Description)
 	}
 	return end(p, err, res)
 }

@@ -74,6 +74,8 @@ func Classify(err error) (history.Outcome, string) {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return history.Unknown, "timeout"
+	case errors.Is(err, context.Canceled):
+		return history.Unknown, "canceled"
 	case errors.Is(err, syscall.ECONNRESET), strings.Contains(err.Error(), "EOF"):
 		return history.Unknown, "connection lost"
 	}

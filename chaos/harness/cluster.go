@@ -107,7 +107,7 @@ func start(t testing.TB, cfg Config) (_ *Cluster, err error) {
 	if err := c.WaitReady(ctx); err != nil {
 		return nil, fmt.Errorf("cluster did not form within %v: %w", cfg.ReadyTimeout, err)
 	}
-	if err := Poll(ctx, 100*time.Millisecond, c.readCredentials); err != nil {
+	if err := Poll(ctx, 100*time.Millisecond, func() error { return c.findCredentials(ctx) }); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -127,18 +127,6 @@ func newNetwork(ctx context.Context, mode NetworkMode, n int) (network, error) {
 		return newNetnsNet(ctx, n)
 	}
 	return newLoopbackNet()
-}
-
-// readCredentials finds the admin credentials the first leader wrote into
-// its own data dir.
-func (c *Cluster) readCredentials() error {
-	for _, nd := range c.nodes {
-		if cr, err := node.ReadCredentials(filepath.Join(nd.DataDir, "credentials")); err == nil {
-			c.creds = cr
-			return nil
-		}
-	}
-	return errors.New("no node has written the admin credentials yet")
 }
 
 // Nodes returns every node, servers first.

@@ -117,7 +117,8 @@ func freeSubnet(ctx context.Context) (int, error) {
 	return 0, errors.New("harness: no free 10.213.X.0/24 subnet")
 }
 
-func (nn *netnsNet) ns(i int) string { return fmt.Sprintf("%s%s-n%d", netnsPrefix, nn.seq, i) }
+// ns names node i's namespace after its node id (n1 is index 0).
+func (nn *netnsNet) ns(i int) string { return fmt.Sprintf("%s%s-n%d", netnsPrefix, nn.seq, i+1) }
 func (nn *netnsNet) veth(i int) string {
 	return vethPrefix + nn.tag + "-" + strconv.FormatInt(int64(i), 36)
 }

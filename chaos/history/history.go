@@ -164,3 +164,60 @@ func Filter(ops []Op, keep func(Op) bool) []Op {
 	}
 	return out
 }
+
+// ReadJSON reads ops written by WriteJSON, decoding Input and Output into
+// the types of their kind (ControlInput, InvokeInput, ...), so a saved
+// history can be checked again.
+func ReadJSON(r io.Reader) ([]Op, error) {
+	dec := json.NewDecoder(r)
+	var ops []Op
+	for dec.More() {
+		var raw struct {
+			Op
+			Input   json.RawMessage `json:"input"`
+			Output  json.RawMessage `json:"output"`
+			Outcome string          `json:"outcome"`
+		}
+		if err := dec.Decode(&raw); err != nil {
+			return ops, err
+		}
+		op := raw.Op
+		switch raw.Outcome {
+		case "ok":
+			op.Outcome = OK
+		case "fail":
+			op.Outcome = Fail
+		case "unknown":
+			op.Outcome = Unknown
+		default:
+			return ops, fmt.Errorf("history: op %d has outcome %q", op.ID, raw.Outcome)
+		}
+		var err error
+		switch op.Kind {
+		case Invoke, InvokeAsync:
+			op.Input, err = decodeAs[InvokeInput](raw.Input)
+			if err == nil && op.Outcome == OK {
+				op.Output, err = decodeAs[InvokeOutput](raw.Output)
+			}
+		default:
+			op.Input, err = decodeAs[ControlInput](raw.Input)
+			if err == nil && op.Outcome == OK {
+				op.Output, err = decodeAs[ControlOutput](raw.Output)
+			}
+		}
+		if err != nil {
+			return ops, fmt.Errorf("history: op %d: %w", op.ID, err)
+		}
+		ops = append(ops, op)
+	}
+	return ops, nil
+}
+
+func decodeAs[T any](raw json.RawMessage) (T, error) {
+	var v T
+	if len(raw) == 0 || string(raw) == "null" {
+		return v, nil
+	}
+	err := json.Unmarshal(raw, &v)
+	return v, err
+}

@@ -2,6 +2,7 @@ package history
 
 import (
 	"bytes"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,19 @@ func TestRecorder(t *testing.T) {
 	}
 	if lines := strings.Count(buf.String(), "\n"); lines != 2 || !strings.Contains(buf.String(), `"outcome":"unknown"`) {
 		t.Fatalf("JSON lines:\n%s", buf.String())
+	}
+	back, err := ReadJSON(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, ops) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", back, ops)
+	}
+	inv := []Op{{ID: 3, Kind: Invoke, Input: InvokeInput{Nonce: "x"}, Outcome: OK, Output: InvokeOutput{Nonce: "x", StartUnixNano: 5}}}
+	buf.Reset()
+	_ = WriteJSON(&buf, inv)
+	if back, err := ReadJSON(&buf); err != nil || !reflect.DeepEqual(back, inv) {
+		t.Fatalf("invoke round trip: %+v %v", back, err)
 	}
 }
 

@@ -42,7 +42,8 @@ type ControlInput struct {
 
 // ControlOutput is the Output of an acknowledged control-plane operation.
 type ControlOutput struct {
-	// Description is the configuration's description GetFunction returned.
+	// Description is the description of the configuration GetFunction or
+	// PublishVersion returned.
 	Description string `json:"description,omitempty"`
 	// Version is the version PublishVersion returned, or the version an
 	// alias points to (GetAlias).

@@ -67,12 +67,16 @@ func (l *controlLoad) Start(ctx context.Context) {
 
 func (l *controlLoad) Wait() { l.wg.Wait() }
 
-func (l *controlLoad) client(ctx context.Context, c *client.Control, rng *rand.Rand) {
+// client issues one client's operations until ctx ends. An operation in
+// flight when ctx ends runs to its answer or its own timeout: stopping the
+// load must not turn answers into unknown outcomes.
+func (l *controlLoad) client(stop context.Context, c *client.Control, rng *rand.Rand) {
 	tick := time.NewTicker(l.Pace)
 	defer tick.Stop()
+	ctx := context.WithoutCancel(stop)
 	for i := 0; i < l.MaxOps; i++ {
 		select {
-		case <-ctx.Done():
+		case <-stop.Done():
 			return
 		case <-tick.C:
 		}
