@@ -143,14 +143,16 @@ type applier struct {
 
 func (a *applier) now() int64 { return a.header.TimeUnixNano }
 
-// newRevisionID derives a UUID-shaped revision id from the log index, so
-// every replica assigns the same id without randomness.
+// newRevisionID derives a UUID-shaped revision id from the entry (index,
+// leader time, request id) and a per-entry counter, so every replica
+// assigns the same id without randomness, and ids differ across clusters.
 func (a *applier) newRevisionID() string {
-	var buf [16]byte
+	var buf [24]byte
 	binary.BigEndian.PutUint64(buf[:8], a.index)
-	binary.BigEndian.PutUint64(buf[8:], uint64(a.nextID))
+	binary.BigEndian.PutUint64(buf[8:16], uint64(a.nextID))
+	binary.BigEndian.PutUint64(buf[16:], uint64(a.header.TimeUnixNano))
 	a.nextID++
-	sum := sha256.Sum256(append([]byte("stoke-revision:"), buf[:]...))
+	sum := sha256.Sum256(append(append([]byte("stoke-revision:"), buf[:]...), a.header.RequestId...))
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

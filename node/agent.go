@@ -115,6 +115,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.registerClusterAdmin()
+	a.registerLogs()
+	a.registerStatus()
 	a.httpSrv = &http.Server{
 		Handler:           a.mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -205,3 +206,5 @@ func createTenant(t testing.TB, a *Agent, _ *lambda.Client, name string) Credent
 	}
 	return Credentials{AccountID: acct.AccountId, AccessKeyID: key.AccessKeyId, SecretAccessKey: key.SecretAccessKey, Region: a.cfg.Region}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

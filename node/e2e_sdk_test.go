@@ -303,3 +303,39 @@ func isErr[T error](err error) bool {
 	var target T
 	return errors.As(err, &target)
 }
+
+// TestMetricsCountInvocations checks /metrics reflects what happened:
+// successes, function errors, throttles with their reason, cold starts.
+func TestMetricsCountInvocations(t *testing.T) {
+	a := startTestAgent(t)
+	c, _ := adminClient(t, a)
+	if _, err := c.CreateFunction(bg, &lambda.CreateFunctionInput{FunctionName: aws.String("m"), Runtime: types.RuntimePython311,
+		Handler: aws.String("app.handler"), Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: pythonZip(t, "m")}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		invokeJSON(t, c, &lambda.InvokeInput{FunctionName: aws.String("m")})
+	}
+	c.Invoke(bg, &lambda.InvokeInput{FunctionName: aws.String("m"), Payload: []byte(`{"op":"error"}`)})
+	c.PutFunctionConcurrency(bg, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("m"), ReservedConcurrentExecutions: aws.Int32(0)})
+	c.Invoke(bg, &lambda.InvokeInput{FunctionName: aws.String("m")})
+
+	resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`stoke_invocations_total{function="m",outcome="success"} 3`,
+		`stoke_invocations_total{function="m",outcome="function_error"} 1`,
+		`stoke_invocations_total{function="m",outcome="throttled"} 1`,
+		`stoke_throttles_total{function="m",reason="ReservedFunctionConcurrentInvocationLimitExceeded"} 1`,
+		`stoke_cold_starts_total{function="m"} 1`,
+		`stoke_invocation_duration_seconds_count{function="m"} 4`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -24,6 +24,12 @@ import (
 // startDevAgent runs a single dev-mode agent in dir until the test ends.
 func startDevAgent(t *testing.T, dir string) *node.Agent {
 	t.Helper()
+	return startDevAgentWith(t, dir, nil)
+}
+
+// startDevAgentWith is startDevAgent with a hook to adjust the config.
+func startDevAgentWith(t *testing.T, dir string, adjust func(*node.Config)) *node.Agent {
+	t.Helper()
 	port := func() string {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -40,6 +46,9 @@ func startDevAgent(t *testing.T, dir string) *node.Agent {
 	cfg.RaftHeartbeatTimeout, cfg.RaftElectionTimeout = 200*time.Millisecond, 200*time.Millisecond
 	cfg.Logger = clustertest.Logger(t, slog.LevelWarn)
 	cfg.Worker.InsecureNoSandbox = os.Geteuid() != 0
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	a, err := node.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/stokehq/stoke/node"
 )
@@ -45,38 +47,34 @@ func envOr(key, def string) string {
 	return def
 }
 
-// resolve returns the endpoint, credentials and region the client uses:
-// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment win,
-// otherwise the agent's credentials file.
+// resolve returns the endpoint, credentials and region the client uses.
+// Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from the environment
+// win over the agent's credentials file. Endpoint: -endpoint, then
+// STOKE_ENDPOINT or AWS_ENDPOINT_URL, then the credentials file, then
+// http://127.0.0.1:9000.
 func (c *clientFlags) resolve() (endpoint string, creds aws.Credentials, region string, err error) {
 	endpoint, region = c.endpoint, c.region
+	path := c.credFile
+	if path == "" {
+		path = filepath.Join(c.dataDir, "credentials")
+	}
+	fc, ferr := node.ReadCredentials(path)
 	if id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY"); id != "" && secret != "" {
 		creds = aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}
-		if region == "" {
-			region = os.Getenv("AWS_REGION")
-		}
-	} else {
-		path := c.credFile
-		if path == "" {
-			path = filepath.Join(c.dataDir, "credentials")
-		}
-		fc, ferr := node.ReadCredentials(path)
-		if ferr != nil {
-			return "", creds, "", fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or point -data-dir/-credentials at an agent's credentials file: %w", ferr)
-		}
+	} else if ferr == nil {
 		creds = aws.Credentials{AccessKeyID: fc.AccessKeyID, SecretAccessKey: fc.SecretAccessKey}
-		if region == "" {
-			region = fc.Region
-		}
+	} else {
+		return "", creds, "", fmt.Errorf("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or point -data-dir/-credentials at an agent's credentials file: %w", ferr)
+	}
+	for _, v := range []string{os.Getenv("AWS_ENDPOINT_URL"), fc.Endpoint, "http://127.0.0.1:9000"} {
 		if endpoint == "" {
-			endpoint = fc.Endpoint
+			endpoint = v
 		}
 	}
-	if endpoint == "" {
-		endpoint = "http://127.0.0.1:9000"
-	}
-	if region == "" {
-		region = "local"
+	for _, v := range []string{os.Getenv("AWS_REGION"), os.Getenv("AWS_DEFAULT_REGION"), fc.Region, "local"} {
+		if region == "" {
+			region = v
+		}
 	}
 	return strings.TrimRight(endpoint, "/"), creds, region, nil
 }
@@ -149,3 +147,61 @@ func (c *clientFlags) call(ctx context.Context, method, path string, in, out any
 	}
 	return nil
 }
+
+// lambdaClient returns an aws-sdk-go-v2 Lambda client for the agent. When
+// progress is non-nil, request bodies report their upload progress to it.
+func (c *clientFlags) lambdaClient(progress io.Writer) (*lambda.Client, error) {
+	endpoint, creds, region, err := c.resolve()
+	if err != nil {
+		return nil, err
+	}
+	httpClient := &http.Client{Transport: http.DefaultTransport}
+	if progress != nil {
+		httpClient.Transport = &progressTransport{next: http.DefaultTransport, out: progress}
+	}
+	return lambda.New(lambda.Options{
+		Region:       region,
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, ""),
+		HTTPClient:   httpClient,
+	}), nil
+}
+
+// progressTransport draws a progress bar for request bodies over 4 MB.
+type progressTransport struct {
+	next http.RoundTripper
+	out  io.Writer
+}
+
+const progressThreshold = 4 << 20
+
+func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.ContentLength > progressThreshold {
+		req.Body = &progressReader{rc: req.Body, total: req.ContentLength, out: p.out}
+	}
+	return p.next.RoundTrip(req)
+}
+
+type progressReader struct {
+	rc    io.ReadCloser
+	total int64
+	done  int64
+	shown int
+	out   io.Writer
+}
+
+func (r *progressReader) Read(b []byte) (int, error) {
+	n, err := r.rc.Read(b)
+	r.done += int64(n)
+	if pct := int(r.done * 100 / r.total); pct != r.shown || errors.Is(err, io.EOF) {
+		r.shown = pct
+		bar := strings.Repeat("=", pct/4) + strings.Repeat(" ", 25-pct/4)
+		fmt.Fprintf(r.out, "\rupload [%s] %3d%% of %.1f MB", bar, pct, float64(r.total)/(1<<20))
+		if r.done >= r.total {
+			fmt.Fprintln(r.out)
+		}
+	}
+	return n, err
+}
+
+func (r *progressReader) Close() error { return r.rc.Close() }

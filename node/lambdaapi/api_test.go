@@ -1,0 +1,111 @@
+package lambdaapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/proto/fsmpb"
+)
+
+func do(t *testing.T, h *Handler, method, path, body string) (*httptest.ResponseRecorder, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+	var out map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec, out
+}
+
+// TestListFunctionsAllPaginates walks FunctionVersion=ALL one and two
+// items at a time: every configuration exactly once, in order, across page
+// boundaries that fall inside a function's versions.
+func TestListFunctionsAllPaginates(t *testing.T) {
+	h := newTestHandler(t)
+	for _, name := range []string{"b", "a", "c"} {
+		rec, _ := do(t, h, "POST", "/2015-03-31/functions", strings.Replace(createBody(`,"Publish":true`), `"fn"`, `"`+name+`"`, 1))
+		if rec.Code != 201 {
+			t.Fatalf("create %s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	// Give b a second version.
+	do(t, h, "PUT", "/2015-03-31/functions/b/configuration", `{"MemorySize":256}`)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions/b/versions", `{}`); rec.Code != 201 {
+		t.Fatalf("publish: %d", rec.Code)
+	}
+	want := "a:$LATEST a:1 b:$LATEST b:1 b:2 c:$LATEST c:1"
+	for _, size := range []int{1, 2, 3, 50} {
+		var got []string
+		marker := ""
+		for pages := 0; pages < 20; pages++ {
+			path := fmt.Sprintf("/2015-03-31/functions/?FunctionVersion=ALL&MaxItems=%d", size)
+			if marker != "" {
+				path += "&Marker=" + marker
+			}
+			rec, out := do(t, h, "GET", path, "")
+			if rec.Code != 200 {
+				t.Fatalf("list: %d %s", rec.Code, rec.Body)
+			}
+			for _, f := range out["Functions"].([]any) {
+				m := f.(map[string]any)
+				got = append(got, m["FunctionName"].(string)+":"+m["Version"].(string))
+			}
+			next, _ := out["NextMarker"].(string)
+			if next == "" {
+				break
+			}
+			marker = next
+		}
+		if strings.Join(got, " ") != want {
+			t.Fatalf("page size %d: %s, want %s", size, strings.Join(got, " "), want)
+		}
+	}
+}
+
+func TestErrorShapeAndUnknownOperation(t *testing.T) {
+	h := newTestHandler(t)
+	rec, out := do(t, h, "GET", "/2015-03-31/functions/missing", "")
+	if rec.Code != 404 || rec.Header().Get("X-Amzn-ErrorType") != "ResourceNotFoundException" ||
+		out["Type"] != "User" || !strings.Contains(out["message"].(string), "Function not found") || rec.Header().Get("x-amzn-RequestId") == "" {
+		t.Fatalf("missing function: %d %v %v", rec.Code, rec.Header(), out)
+	}
+	rec, _ = do(t, h, "GET", "/2099-01-01/nothing", "")
+	if rec.Code != 404 || rec.Header().Get("X-Amzn-ErrorType") != "UnknownOperationException" {
+		t.Fatalf("unknown operation: %d %v", rec.Code, rec.Header())
+	}
+	rec, _ = do(t, h, "POST", "/2015-03-31/functions", `{"FunctionName": 5}`)
+	if rec.Header().Get("X-Amzn-ErrorType") != "InvalidRequestContentException" {
+		t.Fatalf("malformed JSON: %d %v", rec.Code, rec.Header())
+	}
+}
+
+func TestPickVersionHonoursWeights(t *testing.T) {
+	al := &fsmpb.Alias{FunctionVersion: "1", AdditionalVersionWeights: map[string]float64{"2": 0.25}}
+	for roll, want := range map[float64]string{0: "2", 0.2499: "2", 0.25: "1", 0.9999: "1"} {
+		if got := pickVersion(al, roll); got != want {
+			t.Errorf("roll %v: version %s, want %s", roll, got, want)
+		}
+	}
+}
+
+func TestLastModifiedFormat(t *testing.T) {
+	ts := time.Date(2026, 11, 26, 20, 55, 28, 0, time.UTC).UnixNano()
+	if got := lastModified(ts); got != "2026-11-26T20:55:28.000+0000" {
+		t.Fatalf("LastModified = %q", got)
+	}
+}
+
+func TestEnvironmentLimitCountsJSON(t *testing.T) {
+	// {"KK":"vvv..."} is 9 bytes of punctuation and key around the value.
+	under := map[string]string{"KK": strings.Repeat("v", MaxEnvironmentBytes-9)}
+	over := map[string]string{"KK": strings.Repeat("v", MaxEnvironmentBytes-8)}
+	if _, err := checkEnvironment(under); err != nil {
+		t.Fatalf("4096-byte environment refused: %v", err)
+	}
+	if _, err := checkEnvironment(over); err == nil || !strings.Contains(err.Message, "4KB") {
+		t.Fatalf("4097-byte environment: %v", err)
+	}
+}
