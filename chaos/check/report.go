@@ -24,6 +24,9 @@ type Summary struct {
 	Duration time.Duration
 	// Failures lists every broken pass criterion; empty means pass.
 	Failures []string
+	// Skipped, when set, says why the scenario could not run (a feature
+	// the agent lacks); the counts are then meaningless.
+	Skipped string
 }
 
 // Pass reports whether every criterion held.
@@ -45,6 +48,10 @@ func (s Summary) Row() string {
 		dup = fmt.Sprint(s.Duplicates)
 	}
 	verdict := "pass"
+	if s.Skipped != "" {
+		reason, _, _ := strings.Cut(s.Skipped, ": ") // the reason, not the evidence
+		return fmt.Sprintf("| %s | %d | - | - | - | - | - | - | skipped: %s |\n", s.Scenario, s.Seed, strings.ReplaceAll(reason, "|", "/"))
+	}
 	if !s.Pass() {
 		verdict = "FAIL: " + strings.ReplaceAll(strings.Join(s.Failures, "; "), "|", "/")
 	}

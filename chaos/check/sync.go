@@ -12,6 +12,8 @@ import (
 type Bucket struct {
 	From, To   time.Duration
 	Calls, OKs int
+	// Throttled counts calls refused with TooManyRequestsException.
+	Throttled int
 }
 
 // Rate is the fraction of calls that succeeded (1 when there were none).
@@ -25,6 +27,9 @@ func (b Bucket) Rate() float64 {
 // SyncReport is the verdict on synchronous invocations.
 type SyncReport struct {
 	Calls, OKs, Failed, Unknown int
+	// Throttled counts refusals for concurrency (429); they are also in
+	// Failed.
+	Throttled int
 	// Wrong lists acknowledged invocations whose result was not their
 	// own: never allowed, whatever the fault.
 	Wrong []history.Op
@@ -34,6 +39,9 @@ type SyncReport struct {
 
 // OK reports whether no invocation got a wrong result.
 func (r SyncReport) OK() bool { return len(r.Wrong) == 0 }
+
+// ErrThrottled is the exception of a refusal for concurrency.
+const ErrThrottled = "TooManyRequestsException"
 
 // SyncInvocations judges the Invoke operations among ops. An invocation
 // succeeded when the cluster answered and the function did not fail; its
@@ -71,6 +79,10 @@ func SyncInvocations(ops []history.Op, bucket time.Duration) SyncReport {
 			b.OKs++
 		case history.Fail:
 			r.Failed++
+			if op.Error == ErrThrottled {
+				r.Throttled++
+				b.Throttled++
+			}
 		case history.Unknown:
 			r.Unknown++
 		}

@@ -83,3 +83,12 @@ func (a *Admin) StateHash(ctx context.Context, endpoint string) (check.NodeState
 	}
 	return check.NodeState{Node: sh.Node, AppliedIndex: sh.AppliedIndex, Hash: sh.Hash}, nil
 }
+
+// Members asks a node for its view of the cluster's members.
+func (a *Admin) Members(ctx context.Context, endpoint string) ([]node.MemberInfo, error) {
+	var out struct {
+		Members []node.MemberInfo `json:"members"`
+	}
+	err := a.Do(ctx, http.MethodGet, endpoint, "/stoke/v1/cluster/members", nil, &out)
+	return out.Members, err
+}

@@ -19,11 +19,16 @@ var chaosFn []byte
 // ChaosFunctionZip is the python3.11 package of the function invocation
 // scenarios run (handler "chaosfn.handler"). It echoes the event's nonce,
 // sleeps sleep_ms if asked, reports its execution interval from the
-// sandbox's clock and prints "CHAOS-DELIVERY <nonce>" to its log, which is
-// how scenarios count async deliveries.
-func ChaosFunctionZip() []byte {
-	return zipOf(map[string][]byte{"chaosfn.py": chaosFn}, nil)
+// sandbox's clock, its sandbox and marker (which upload of the code it
+// runs), and prints "CHAOS-DELIVERY <nonce>" to its log, which is how
+// scenarios count async deliveries.
+func ChaosFunctionZip(marker string) []byte {
+	return zipOf(map[string][]byte{"chaosfn.py": chaosFn, "marker.txt": []byte(marker + "\n")}, nil)
 }
+
+// DeliveryLine matches the log line the chaos function prints for each
+// execution; its first group is the nonce.
+const DeliveryLine = `CHAOS-DELIVERY (\S+)`
 
 func zipOf(files map[string][]byte, modes map[string]os.FileMode) []byte {
 	var buf bytes.Buffer

@@ -69,8 +69,10 @@ type InvokeOutput struct {
 	// from the wall clock inside the sandbox.
 	StartUnixNano int64 `json:"start_unix_nano"`
 	EndUnixNano   int64 `json:"end_unix_nano"`
-	// Sandbox identifies the execution environment that ran it.
+	// Sandbox identifies the execution environment that ran it; Marker
+	// the upload of the code it ran.
 	Sandbox string `json:"sandbox,omitempty"`
+	Marker  string `json:"marker,omitempty"`
 	// Node is X-Stoke-Node: the node that ran it.
 	Node string `json:"node,omitempty"`
 }

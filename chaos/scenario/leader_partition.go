@@ -31,7 +31,7 @@ func init() {
 
 func leaderPartition(t *testing.T, env *Env) check.Summary {
 	s := check.Summary{Scenario: "leader-partition", Seed: env.Seed}
-	harness.RequireNamespaces(t)
+	harness.RequireNamespaces(env)
 	c := env.Start(harness.DefaultConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

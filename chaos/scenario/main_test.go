@@ -69,7 +69,15 @@ func TestScenarios(t *testing.T) {
 			for _, seed := range seeds(t) {
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 					start := time.Now()
-					s := sc.Run(t, newEnv(t, seed))
+					env := newEnv(t, seed)
+					t.Cleanup(func() {
+						if env.skipped != "" {
+							resultsMu.Lock()
+							results = append(results, check.Summary{Scenario: sc.Name, Seed: seed, Skipped: env.skipped})
+							resultsMu.Unlock()
+						}
+					})
+					s := sc.Run(t, env)
 					s.Duration = time.Since(start)
 					resultsMu.Lock()
 					results = append(results, s)

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -38,6 +39,14 @@ type Env struct {
 	Rec  *history.Recorder
 	t    *testing.T
 	c    *harness.Cluster
+	// skipped is why the run skipped, for the results table.
+	skipped string
+}
+
+// Skipf skips the run and remembers why for the results table.
+func (e *Env) Skipf(format string, args ...any) {
+	e.skipped = fmt.Sprintf(format, args...)
+	e.t.Skip(e.skipped)
 }
 
 func newEnv(t *testing.T, seed int64) *Env {
@@ -50,7 +59,7 @@ func (e *Env) Start(cfg harness.Config) *harness.Cluster {
 	e.t.Helper()
 	e.c = harness.Start(e.t, cfg)
 	e.t.Cleanup(e.saveHistory)
-	requireLambdaAPI(e.t, e.c)
+	e.requireLambdaAPI()
 	return e.c
 }
 

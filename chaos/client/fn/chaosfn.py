@@ -1,8 +1,14 @@
 # The function chaos scenarios invoke. Standard library only.
+import os
 import time
 import uuid
 
 SANDBOX = uuid.uuid4().hex  # one per execution environment
+try:
+    with open(os.path.join(os.path.dirname(__file__), "marker.txt")) as f:
+        MARKER = f.read().strip()  # which upload of the code this is
+except OSError:
+    MARKER = ""
 
 
 def handler(event, context):
@@ -17,4 +23,5 @@ def handler(event, context):
         "start_unix_nano": start,
         "end_unix_nano": time.time_ns(),
         "sandbox": SANDBOX,
+        "marker": MARKER,
     }
