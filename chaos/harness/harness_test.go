@@ -25,15 +25,32 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestClusterLifecycle starts a real three-server cluster, kills and
-// pauses its leader, and checks that Close leaves nothing behind.
+// TestClusterLifecycle starts a real three-server cluster on each
+// network, kills and pauses its leader, and checks that Close leaves
+// nothing behind.
 func TestClusterLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real agents")
 	}
+	for _, mode := range []NetworkMode{NetworkLoopback, NetworkNamespaces} {
+		t.Run(mode.String(), func(t *testing.T) {
+			if mode == NetworkNamespaces {
+				RequireNamespaces(t)
+			}
+			testLifecycle(t, mode)
+		})
+	}
+}
+
+func testLifecycle(t *testing.T, mode NetworkMode) {
 	var c *Cluster
 	t.Run("cluster", func(t *testing.T) {
-		c = Start(t, DefaultConfig())
+		cfg := DefaultConfig()
+		cfg.Network = mode
+		c = Start(t, cfg)
+		if c.NetworkMode() != mode {
+			t.Fatalf("asked for %s, got %s", mode, c.NetworkMode())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if c.Credentials().AccessKeyID == "" {
@@ -84,6 +101,11 @@ func TestClusterLifecycle(t *testing.T) {
 	for _, n := range c.Nodes() {
 		if n.Running() {
 			t.Errorf("%s still running after Close", n.ID)
+		}
+	}
+	if ln, ok := c.net.(*loopbackNet); ok {
+		if err := ln.claim.Close(); err == nil {
+			t.Errorf("loopback claim on 127.213.%d.1 still open", ln.x)
 		}
 	}
 	if nn, ok := c.net.(*netnsNet); ok {

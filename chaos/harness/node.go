@@ -52,6 +52,11 @@ func (n *Node) args() []string {
 	if n.Server {
 		a = append(a, "--server", "--bootstrap-expect", strconv.Itoa(n.c.cfg.Servers))
 	}
+	if !IsRoot() {
+		// Sandboxes need root (namespaces, cgroups); without it the agent
+		// runs function code as plain processes.
+		a = append(a, "--insecure-no-sandbox")
+	}
 	for _, s := range n.c.Servers() {
 		if s != n {
 			a = append(a, "--join", net.JoinHostPort(s.IP, strconv.Itoa(p.Gossip)))
