@@ -67,9 +67,10 @@ func TestScenarios(t *testing.T) {
 		}
 		t.Run(sc.Name, func(t *testing.T) {
 			for _, seed := range seeds(t) {
+				var env *Env
 				t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 					start := time.Now()
-					env := newEnv(t, seed)
+					env = newEnv(t, seed)
 					t.Cleanup(func() {
 						if env.skipped != "" {
 							resultsMu.Lock()
@@ -91,6 +92,9 @@ func TestScenarios(t *testing.T) {
 							sc.Name, seed, sc.Name, seed, sc.Name, seed)
 					}
 				})
+				if env != nil && env.skipped != "" {
+					break // other seeds would skip for the same reason
+				}
 			}
 		})
 	}
