@@ -88,7 +88,9 @@ func Sweep(ctx context.Context) ([]string, error) {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			fields := strings.Fields(sc.Text())
-			if len(fields) > 4 {
+			// Namespace files under /run/netns are bind mounts too; the
+			// namespace sweep below deletes those.
+			if len(fields) > 4 && !strings.HasPrefix(fields[4], "/run/netns/") {
 				if _, dead := deadIn(fields[4], runDirPID, 1); dead {
 					points = append(points, fields[4])
 				}
