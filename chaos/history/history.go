@@ -76,9 +76,6 @@ type Op struct {
 	Return time.Duration `json:"return"`
 }
 
-// Done reports whether the operation's effect is known to have happened.
-func (o Op) Done() bool { return o.Outcome == OK }
-
 // Recorder collects operations from concurrent clients. The zero value is
 // not usable; call NewRecorder.
 type Recorder struct {
