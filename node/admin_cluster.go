@@ -22,6 +22,7 @@ func (a *Agent) registerClusterAdmin() {
 	a.protectAdmin("POST /stoke/v1/cluster/join", a.handleJoin)
 	a.protectAdmin("POST /stoke/v1/cluster/leave", a.handleLeave)
 	a.protectAdmin("POST /stoke/v1/cluster/force-leave", a.handleForceLeave)
+	a.protectAdmin("GET /stoke/v1/cluster/state-hash", a.handleStateHash)
 }
 
 // MemberInfo is one row of `stoke cluster members`.

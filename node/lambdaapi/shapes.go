@@ -239,7 +239,8 @@ func (h *Handler) configuration(fn *fsmpb.Function, v *fsmpb.Version, env map[st
 	if v != nil {
 		cfg, version = v.Config, strconv.FormatInt(v.Version, 10)
 		arn = h.qualifiedARN(fn.AccountId, fn.Name, version)
-		revision, modified = v.RevisionId, v.LastModifiedUnixNano
+		// A version shows the description frozen with it, not $LATEST's.
+		revision, modified, description = v.RevisionId, v.LastModifiedUnixNano, v.Config.GetDescription()
 		if v.Description != "" {
 			description = v.Description
 		}
