@@ -378,7 +378,12 @@ func (r *Raft) ApplyEntry(ctx context.Context, data []byte) (*fsmpb.ApplyResult,
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	return res.Value, nil
+	out := res.Value
+	if out == nil {
+		out = &fsmpb.ApplyResult{}
+	}
+	out.Index = future.Index()
+	return out, nil
 }
 
 // ReadIndex returns an index such that a replica that has applied it

@@ -172,6 +172,8 @@ func (a *Agent) onLeadership(isLeader bool) {
 func (a *Agent) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- a.httpSrv.Serve(a.httpLn) }()
+	a.wg.Add(1)
+	go a.watchCredentials()
 	a.log.Info("stoke agent started", "http", "http://"+a.HTTPAddr(), "raft", a.raft.Addr(), "grpc", a.GRPCAddr(),
 		"gossip", a.GossipAddr(), "role", a.cfg.Cluster.role(), "security", a.sec.Mode(), "data_dir", a.cfg.DataDir)
 	if a.cfg.Console != nil {

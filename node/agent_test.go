@@ -145,3 +145,23 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("default config invalid: %v", err)
 	}
 }
+
+// TestUncommittedCredentialsAreRetired: a credentials file whose key the
+// cluster does not hold (written by a leader that lost its leadership
+// before committing it) is moved aside rather than left to mislead.
+func TestUncommittedCredentialsAreRetired(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	a := startAgent(t, cfg)
+	stale := Credentials{AccountID: "111111111111", AccessKeyID: "AKIASTALE0000000000", SecretAccessKey: "x", Region: "local", Endpoint: "http://" + a.HTTPAddr()}
+	if err := writeCredentials(cfg.credentialsFile(), stale); err != nil {
+		t.Fatal(err)
+	}
+	a.retireUncommittedCredentials()
+	if _, err := os.Stat(cfg.credentialsFile()); !os.IsNotExist(err) {
+		t.Fatalf("stale credentials file still in place: %v", err)
+	}
+	if c, err := ReadCredentials(cfg.credentialsFile() + ".uncommitted"); err != nil || c.AccessKeyID != stale.AccessKeyID {
+		t.Fatalf("moved-aside file: %v %+v", err, c)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
@@ -26,6 +27,7 @@ const (
 // Request ids of the bootstrap commands: fixed, so a leader that retries
 // bootstrap after a crash cannot create a second admin account or key.
 const (
+	bootstrapKeyDescription = "bootstrap admin key"
 	bootstrapAccountRequest = "stoke-bootstrap-account"
 	bootstrapKeyRequest     = "stoke-bootstrap-admin-key"
 )
@@ -162,6 +164,7 @@ func writeCredentials(path string, c Credentials) error {
 // between is repaired by the next attempt, which reuses the file's key.
 func (a *Agent) ensureBootstrap(ctx context.Context) error {
 	if len(a.meta.View().Accounts()) > 0 {
+		a.retireUncommittedCredentials()
 		return nil
 	}
 	path := a.cfg.credentialsFile()
@@ -189,7 +192,7 @@ func (a *Agent) ensureBootstrap(ctx context.Context) error {
 	if _, err := a.meta.Apply(ctx, &fsmpb.CreateAccessKeyCmd{
 		Header: &fsmpb.Header{RequestId: bootstrapKeyRequest},
 		Key: &fsmpb.AccessKey{Id: creds.AccessKeyID, SecretSealed: sealed, AccountId: creds.AccountID,
-			Admin: true, Description: "bootstrap admin key"},
+			Admin: true, Description: bootstrapKeyDescription},
 	}); err != nil && fsm.CodeOf(err) != fsm.CodeConflict {
 		return fmt.Errorf("node: bootstrap admin key: %w", err)
 	}
@@ -200,4 +203,70 @@ func (a *Agent) ensureBootstrap(ctx context.Context) error {
 	a.log.Info("created the admin account and access key; credentials written once to the file below (owner-only)",
 		"account", creds.AccountID, "access_key_id", creds.AccessKeyID, "credentials_file", path)
 	return nil
+}
+
+// retireUncommittedCredentials moves aside a credentials file whose key the
+// cluster never committed: this node wrote it as leader, then lost the
+// leadership before the key was applied, and another leader bootstrapped
+// the cluster with its own key. Left in place, the file would hand the
+// operator a key that does not work.
+func (a *Agent) retireUncommittedCredentials() {
+	path := a.cfg.credentialsFile()
+	creds, err := ReadCredentials(path)
+	if err != nil {
+		return
+	}
+	// Decide only once the bootstrap key is committed: it is then either
+	// this file's key or another leader's.
+	committed := ""
+	for _, k := range a.meta.View().AccessKeys("") {
+		if k.Description == bootstrapKeyDescription {
+			committed = k.Id
+		}
+	}
+	if committed == "" || committed == creds.AccessKeyID {
+		return
+	}
+	if err := os.Rename(path, path+".uncommitted"); err != nil {
+		a.log.Warn("could not move aside an uncommitted credentials file", "file", path, "err", err)
+		return
+	}
+	a.log.Warn("this node's credentials file held a key the cluster never committed; moved it aside (the admin credentials are on the node that bootstrapped the cluster)",
+		"file", path+".uncommitted")
+}
+
+// watchCredentials retires an uncommitted credentials file once this
+// replica has caught up with a bootstrapped cluster.
+func (a *Agent) watchCredentials() {
+	defer a.wg.Done()
+	for {
+		if a.bootstrapKeyCommitted() {
+			a.retireUncommittedCredentials()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		go func() {
+			select {
+			case <-a.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		_ = a.raft.Store().WaitForIndex(ctx, a.raft.Store().AppliedIndex()+1)
+		cancel()
+		select {
+		case <-a.stop:
+			return
+		default:
+		}
+	}
+}
+
+func (a *Agent) bootstrapKeyCommitted() bool {
+	for _, k := range a.meta.View().AccessKeys("") {
+		if k.Description == bootstrapKeyDescription {
+			return true
+		}
+	}
+	return false
 }

@@ -62,8 +62,16 @@ func (m *Metadata) Apply(ctx context.Context, cmd fsm.Command) (*fsmpb.ApplyResu
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		res, err := m.applyOnce(ctx, entry)
-		if err == nil || !retryable(err) {
-			return res, err
+		if err == nil {
+			// Read your writes: once Apply returns, this node's own
+			// replica shows the command, even when the leader applied it.
+			if werr := m.raft.Store().WaitForIndex(ctx, res.GetIndex()); werr != nil {
+				return nil, unavailable(werr)
+			}
+			return res, nil
+		}
+		if !retryable(err) {
+			return nil, err
 		}
 		lastErr = err
 		if !backoff(ctx, attempt) {
@@ -72,7 +80,15 @@ func (m *Metadata) Apply(ctx context.Context, cmd fsm.Command) (*fsmpb.ApplyResu
 	}
 }
 
+// attemptTimeout bounds one attempt to commit or confirm through the
+// leader. A leader cut off by a partition never answers; past this the
+// caller re-resolves the leader and tries again (with the same request id),
+// so a write waits about one election, not the caller's whole deadline.
+const attemptTimeout = 2 * time.Second
+
 func (m *Metadata) applyOnce(ctx context.Context, entry []byte) (*fsmpb.ApplyResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
 	res, err := m.raft.ApplyEntry(ctx, entry)
 	var le *cluster.LeaderError
 	if errors.As(err, &le) && le.LeaderAddr != "" && m.forward != nil {
@@ -109,6 +125,8 @@ func (m *Metadata) ConsistentView(ctx context.Context) (*fsm.View, error) {
 }
 
 func (m *Metadata) readIndexOnce(ctx context.Context) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
 	idx, err := m.raft.ReadIndex(ctx)
 	var le *cluster.LeaderError
 	if errors.As(err, &le) && le.LeaderAddr != "" && m.forward != nil {

@@ -2271,13 +2271,17 @@ func (x *UpdateAccountCmd) GetCodeStorageLimit() int64 {
 // ApplyResult is what a command returns to its proposer: the entities it
 // created or changed, as they are after the command.
 type ApplyResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Function      *Function              `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
-	Version       *Version               `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Alias         *Alias                 `protobuf:"bytes,3,opt,name=alias,proto3" json:"alias,omitempty"`
-	Account       *Account               `protobuf:"bytes,4,opt,name=account,proto3" json:"account,omitempty"`
-	Key           *AccessKey             `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
-	Node          *Node                  `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Function *Function              `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	Version  *Version               `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Alias    *Alias                 `protobuf:"bytes,3,opt,name=alias,proto3" json:"alias,omitempty"`
+	Account  *Account               `protobuf:"bytes,4,opt,name=account,proto3" json:"account,omitempty"`
+	Key      *AccessKey             `protobuf:"bytes,5,opt,name=key,proto3" json:"key,omitempty"`
+	Node     *Node                  `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	// index is the Raft index the command was applied at (set by the node
+	// that applied it, not by the FSM); a replica that has applied it
+	// reflects the command.
+	Index         uint64 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2352,6 +2356,13 @@ func (x *ApplyResult) GetNode() *Node {
 		return x.Node
 	}
 	return nil
+}
+
+func (x *ApplyResult) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 // SnapshotMeta opens every snapshot stream.
@@ -2642,14 +2653,15 @@ const file_fsmpb_fsm_proto_rawDesc = "" +
 	"account_id\x18\x02 \x01(\tR\taccountId\x12+\n" +
 	"\x11concurrency_limit\x18\x03 \x01(\x05R\x10concurrencyLimit\x12-\n" +
 	"\x12unreserved_minimum\x18\x04 \x01(\x05R\x11unreservedMinimum\x12,\n" +
-	"\x12code_storage_limit\x18\x05 \x01(\x03R\x10codeStorageLimit\"\xa1\x02\n" +
+	"\x12code_storage_limit\x18\x05 \x01(\x03R\x10codeStorageLimit\"\xb7\x02\n" +
 	"\vApplyResult\x122\n" +
 	"\bfunction\x18\x01 \x01(\v2\x16.stoke.fsm.v1.FunctionR\bfunction\x12/\n" +
 	"\aversion\x18\x02 \x01(\v2\x15.stoke.fsm.v1.VersionR\aversion\x12)\n" +
 	"\x05alias\x18\x03 \x01(\v2\x13.stoke.fsm.v1.AliasR\x05alias\x12/\n" +
 	"\aaccount\x18\x04 \x01(\v2\x15.stoke.fsm.v1.AccountR\aaccount\x12)\n" +
 	"\x03key\x18\x05 \x01(\v2\x17.stoke.fsm.v1.AccessKeyR\x03key\x12&\n" +
-	"\x04node\x18\x06 \x01(\v2\x12.stoke.fsm.v1.NodeR\x04node\"\xab\x01\n" +
+	"\x04node\x18\x06 \x01(\v2\x12.stoke.fsm.v1.NodeR\x04node\x12\x14\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\"\xab\x01\n" +
 	"\fSnapshotMeta\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12-\n" +
