@@ -101,10 +101,10 @@ func TestApplyAsyncCommands(t *testing.T) {
 				}
 			}},
 		{name: "update without a config", setup: withFn,
-			cmd: &fsmpb.PutEventInvokeConfigCmd{Header: hdr(testAccount), Update: true, Fields: []string{"on_success"}, Config: eventCfg("", 0, 0, "")},
+			cmd:  &fsmpb.PutEventInvokeConfigCmd{Header: hdr(testAccount), Update: true, Fields: []string{"on_success"}, Config: eventCfg("", 0, 0, "")},
 			want: CodeNotFound},
 		{name: "update of an unknown field", setup: withCfg,
-			cmd: &fsmpb.PutEventInvokeConfigCmd{Header: hdr(testAccount), Update: true, Fields: []string{"account_id"}, Config: eventCfg("", 0, 0, "")},
+			cmd:  &fsmpb.PutEventInvokeConfigCmd{Header: hdr(testAccount), Update: true, Fields: []string{"account_id"}, Config: eventCfg("", 0, 0, "")},
 			want: CodeInvalid},
 		{name: "delete config", setup: withCfg,
 			cmd: &fsmpb.DeleteEventInvokeConfigCmd{Header: hdr(testAccount), FunctionName: "fn"},
