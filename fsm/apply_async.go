@@ -408,6 +408,12 @@ func (v *View) DeadLetters(accountID, function, marker string, limit int) []*fsm
 	return out
 }
 
+// EachDeadLetter calls fn for every dead-lettered event of every
+// function, until fn returns false.
+func (v *View) EachDeadLetter(fn func(*fsmpb.AsyncEvent) bool) {
+	each(v, tableAsyncEvents, indexState, fn, fsmpb.AsyncEventState_ASYNC_EVENT_STATE_DEAD)
+}
+
 // AsyncEventCounts returns how many events are queued and dead-lettered
 // cluster-wide. It walks the table: for tests and occasional reports.
 func (v *View) AsyncEventCounts() (pending, dead int) {
