@@ -58,6 +58,10 @@ func (r asyncReplica) Apply(ctx context.Context, cmd fsm.Command) (*fsmpb.ApplyR
 func (r asyncReplica) View() *fsm.View      { return r.meta.View() }
 func (r asyncReplica) AppliedIndex() uint64 { return r.raft.Store().AppliedIndex() }
 func (r asyncReplica) IsLeader() bool       { return r.raft.IsLeader() }
+func (r asyncReplica) Sync(ctx context.Context) error {
+	_, err := r.meta.ConsistentView(ctx)
+	return err
+}
 func (r asyncReplica) WaitForIndex(ctx context.Context, index uint64) error {
 	return r.raft.Store().WaitForIndex(ctx, index)
 }

@@ -35,6 +35,9 @@ type Config struct {
 	MaxInflightBatches int
 	// AcceptTimeout bounds one group commit (replication and Raft).
 	AcceptTimeout time.Duration
+	// CloseTimeout bounds a graceful Close: attempts in flight finishing
+	// and their outcomes committing.
+	CloseTimeout time.Duration
 
 	// Workers bounds the deliveries in flight on this node.
 	Workers int
@@ -61,7 +64,9 @@ type Config struct {
 	// DeadLetterRetention are purged.
 	SweepInterval time.Duration
 	// SweepGrace protects payloads written less than this long ago from
-	// the sweep: their enqueue may still be on its way through Raft.
+	// the sweep: their record may still be on its way through Raft (an
+	// entry appended before a leader change can commit well after its
+	// proposer gave up). At least twice AcceptTimeout.
 	SweepGrace time.Duration
 	// DeadLetterRetention is how long an event stays in the built-in
 	// dead-letter queue (SQS's maximum retention: 14 days).
@@ -84,6 +89,7 @@ func DefaultConfig() Config {
 		MaxBatchBytes:       3 << 20,
 		MaxInflightBatches:  4,
 		AcceptTimeout:       10 * time.Second,
+		CloseTimeout:        5 * time.Second,
 		Workers:             64,
 		FunctionErrorDelays: []time.Duration{time.Minute, 2 * time.Minute},
 		BackoffMin:          time.Second,
@@ -108,8 +114,10 @@ func (c *Config) Validate() error {
 		return errors.New("async: MaxBatchEvents must be positive and MaxBatchBytes at least 2 MiB (one event and its record)")
 	case c.MaxInflightBatches < 1 || c.Workers < 1:
 		return errors.New("async: MaxInflightBatches and Workers must be positive")
-	case c.AcceptTimeout <= 0 || c.RescanInterval <= 0 || c.SweepInterval <= 0 || c.SweepGrace <= 0 || c.DeadLetterRetention <= 0:
-		return errors.New("async: AcceptTimeout, RescanInterval, SweepInterval, SweepGrace and DeadLetterRetention must be positive")
+	case c.AcceptTimeout <= 0 || c.CloseTimeout <= 0 || c.RescanInterval <= 0 || c.SweepInterval <= 0 || c.SweepGrace <= 0 || c.DeadLetterRetention <= 0:
+		return errors.New("async: AcceptTimeout, CloseTimeout, RescanInterval, SweepInterval, SweepGrace and DeadLetterRetention must be positive")
+	case c.SweepGrace < 2*c.AcceptTimeout:
+		return fmt.Errorf("async: SweepGrace %v must be at least twice AcceptTimeout %v", c.SweepGrace, c.AcceptTimeout)
 	case len(c.FunctionErrorDelays) == 0:
 		return errors.New("async: FunctionErrorDelays needs at least one delay")
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:

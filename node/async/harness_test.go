@@ -55,9 +55,10 @@ func (r *memReplica) Apply(_ context.Context, cmd fsm.Command) (*fsmpb.ApplyResu
 	return res.Value, res.Err
 }
 
-func (r *memReplica) View() *fsm.View      { return r.f.Store().View() }
-func (r *memReplica) AppliedIndex() uint64 { return r.f.Store().AppliedIndex() }
-func (r *memReplica) IsLeader() bool       { return true }
+func (r *memReplica) View() *fsm.View            { return r.f.Store().View() }
+func (r *memReplica) AppliedIndex() uint64       { return r.f.Store().AppliedIndex() }
+func (r *memReplica) IsLeader() bool             { return true }
+func (r *memReplica) Sync(context.Context) error { return nil }
 func (r *memReplica) WaitForIndex(ctx context.Context, i uint64) error {
 	return r.f.Store().WaitForIndex(ctx, i)
 }
@@ -223,7 +224,9 @@ func testConfig(id, dir string, t *testing.T) Config {
 	cfg.TimeScale = 0.001
 	cfg.RescanInterval = 50 * time.Millisecond
 	cfg.SweepInterval = 50 * time.Millisecond
-	cfg.SweepGrace = 50 * time.Millisecond
+	cfg.AcceptTimeout = time.Second
+	cfg.CloseTimeout = 200 * time.Millisecond
+	cfg.SweepGrace = 2 * time.Second
 	cfg.Logger = clustertest.Logger(t, slog.LevelWarn).With("node", id)
 	return cfg
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,9 @@ type Replica interface {
 	// IsLeader reports whether this node leads Raft (it runs the
 	// dead-letter retention sweep).
 	IsLeader() bool
+	// Sync waits until the local replica reflects every write
+	// acknowledged before the call (a read index from the leader).
+	Sync(ctx context.Context) error
 }
 
 // Membership is this node's view of the cluster.
@@ -77,9 +81,12 @@ type Queue struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	start  sync.Once
-	closed sync.Once
+	// stopping is closed when Close begins: no new attempt starts, the
+	// ones in flight finish and their outcomes are flushed.
+	stopping chan struct{}
+	wg       sync.WaitGroup
+	start    sync.Once
+	closed   sync.Once
 }
 
 // ErrNotStored wraps every reason an event could not be accepted: it was
@@ -102,7 +109,7 @@ func New(cfg Config, deps Deps) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	q := &Queue{cfg: cfg, deps: deps, log: log, store: store}
+	q := &Queue{cfg: cfg, deps: deps, log: log, store: store, stopping: make(chan struct{})}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	q.acc = newAcceptor(q)
 	q.set = newSettler(q)
@@ -130,14 +137,34 @@ func (q *Queue) goRun(fn func()) {
 	}()
 }
 
-// Close stops delivery (attempts in flight are cancelled and will be
-// retried by whichever node owns the event next), fails pending Enqueue
-// calls and closes the payload log.
+// Close stops delivery gracefully: no new attempt starts, attempts in
+// flight get up to CloseTimeout to finish and have their outcomes
+// committed (an outcome lost here means a duplicate delivery by the next
+// owner), then everything is cancelled, pending Enqueue calls fail and the
+// payload log closes.
 func (q *Queue) Close() error {
 	q.closed.Do(func() {
+		q.start.Do(func() { close(q.sched.stopped) }) // never started
+		close(q.stopping)
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			<-q.sched.stopped
+			q.sched.waitWorkers()
+			ctx, cancel := context.WithTimeout(q.ctx, q.cfg.CloseTimeout)
+			defer cancel()
+			q.set.flush(ctx)
+		}()
+		t := time.NewTimer(q.cfg.CloseTimeout)
+		select {
+		case <-drained:
+		case <-t.C:
+			q.log.Warn("async queue did not drain within its close timeout; the next owners will deliver what is left", "timeout", q.cfg.CloseTimeout)
+		}
+		t.Stop()
 		q.cancel()
+		<-drained
 		q.wg.Wait()
-		q.sched.waitWorkers()
 		_ = q.store.Close()
 	})
 	return nil

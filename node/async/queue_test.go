@@ -79,7 +79,9 @@ func TestAlwaysFailingEventIsDeadLetteredWithItsErrorThenRedriven(t *testing.T) 
 	h.createFunction("fn")
 	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
 		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueARN(testRegion, testAccount)}})
-	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) { return functionError("always") }
+	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+		return functionError("always")
+	}
 	q := h.node("n1")
 	id := h.enqueue(q, "fn", map[string]string{"hello": "world"})
 	clustertest.WaitFor(t, 10*time.Second, func() error {
@@ -246,7 +248,9 @@ func TestOwnerDeathMovesDeliveryAndRepairsCopies(t *testing.T) {
 func TestRepairRestoresTheSecondCopy(t *testing.T) {
 	h := newHarness(t)
 	h.createFunction("fn")
-	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) { return functionError("keep failing") }
+	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+		return functionError("keep failing")
+	}
 	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
 		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
 	n1 := h.node("n1")

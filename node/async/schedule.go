@@ -88,11 +88,12 @@ type scheduler struct {
 	wake    chan struct{}
 	slots   chan struct{}
 	workers sync.WaitGroup
+	stopped chan struct{} // closed when run returns; no worker starts after
 }
 
 func newScheduler(q *Queue) *scheduler {
 	return &scheduler{q: q, tasks: map[string]*task{}, fns: map[string]*fnSlots{},
-		wake: make(chan struct{}, 1), slots: make(chan struct{}, q.cfg.Workers)}
+		wake: make(chan struct{}, 1), slots: make(chan struct{}, q.cfg.Workers), stopped: make(chan struct{})}
 }
 
 func (s *scheduler) signal() {
@@ -177,6 +178,7 @@ func (s *scheduler) limit(v viewer, fnKey, function string) int {
 }
 
 func (s *scheduler) run() {
+	defer close(s.stopped)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -228,7 +230,7 @@ func (s *scheduler) run() {
 		select {
 		case <-timer.C:
 		case <-s.wake:
-		case <-s.q.ctx.Done():
+		case <-s.q.stopping:
 			return
 		}
 	}

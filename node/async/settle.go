@@ -18,6 +18,7 @@ type settler struct {
 	q     *Queue
 	mu    sync.Mutex
 	queue []settleItem
+	busy  bool // a batch is being committed
 	wake  chan struct{}
 }
 
@@ -53,7 +54,27 @@ func (s *settler) take() []settleItem {
 	if len(s.queue) == 0 {
 		s.queue = nil
 	}
+	s.busy = n > 0
 	return batch
+}
+
+// flush waits until every outcome queued before the call has been
+// committed (or ctx ends). An empty settler returns at once.
+func (s *settler) flush(ctx context.Context) {
+	s.mu.Lock()
+	idle := len(s.queue) == 0 && !s.busy
+	s.mu.Unlock()
+	if idle {
+		return
+	}
+	done := make(chan struct{})
+	// A marker naming no event: the FSM skips it, and its callback runs
+	// once everything queued before it has committed.
+	s.settle(&fsmpb.AsyncEventUpdate{}, func(error) { close(done) })
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 func (s *settler) run() {
@@ -97,6 +118,12 @@ func (s *settler) commit(batch []settleItem) error {
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(s.q.ctx, s.q.cfg.AcceptTimeout)
 		_, err := s.q.deps.Replica.Apply(ctx, cmd)
+		if err == nil {
+			// Outcomes are acknowledged once the local replica shows them:
+			// until then a pass over it would still see a finished event
+			// pending and deliver it again.
+			err = s.q.deps.Replica.Sync(ctx)
+		}
 		cancel()
 		if err == nil {
 			return nil
