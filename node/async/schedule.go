@@ -134,7 +134,9 @@ func (s *scheduler) observe(ev *fsmpb.AsyncEvent, owned bool) {
 		s.signal()
 		return
 	}
-	if ev.ModifyIndex <= t.modify {
+	if ev.ModifyIndex <= t.modify || t.state == taskRunning || t.state == taskSettling {
+		// A worker owns the task's fields while it runs; it reads the
+		// record afresh itself.
 		return
 	}
 	t.modify = ev.ModifyIndex
