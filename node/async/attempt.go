@@ -56,8 +56,10 @@ type Attempt struct {
 	// FunctionErrors is the event's count of function-error attempts,
 	// this one included.
 	FunctionErrors int
-	// Age is the time from acceptance to the start of the attempt.
-	Age time.Duration
+	// Started is when the invocation was handed to the invoke path; Age
+	// is the time from acceptance (the leader's clock) to then.
+	Started time.Time
+	Age     time.Duration
 }
 
 // Conditions of a destination record (Lambda's requestContext.condition).
@@ -280,7 +282,8 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 	}
 	req.Payload, req.ClientContext = p.Payload, p.ClientContext
 
-	q.m.eventAge.WithLabelValues(ev.FunctionName).Observe(now.Sub(accepted).Seconds())
+	started := time.Now()
+	q.m.eventAge.WithLabelValues(ev.FunctionName).Observe(started.Sub(accepted).Seconds())
 	ictx, cancel := context.WithTimeout(ctx, time.Duration(req.Config.GetTimeoutS())*time.Second+invokeSlack)
 	res, err := q.deps.Invoker.Invoke(ictx, req)
 	cancel()
@@ -299,7 +302,7 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 	}
 	if q.cfg.OnAttempt != nil {
 		q.cfg.OnAttempt(Attempt{EventID: ev.Id, AccountID: ev.AccountId, Function: ev.FunctionName, Node: q.cfg.NodeID,
-			Outcome: r.outcome, FunctionErrors: int(t.attempts), Age: now.Sub(accepted)})
+			Outcome: r.outcome, FunctionErrors: int(t.attempts), Started: started, Age: started.Sub(accepted)})
 	}
 	switch r.outcome {
 	case OutcomeSuccess:

@@ -296,19 +296,6 @@ func (s *scheduler) settled(id string) {
 	s.mu.Unlock()
 }
 
-// reopen puts a settling task back in the queue (its outcome did not
-// commit because the queue is closing, or the settle must be redone).
-func (s *scheduler) reopen(id string, at time.Time) {
-	s.mu.Lock()
-	if t := s.tasks[id]; t != nil && t.state == taskSettling {
-		t.state = taskQueued
-		t.due = at
-		heap.Push(&s.due, t)
-	}
-	s.mu.Unlock()
-	s.signal()
-}
-
 func (s *scheduler) waitWorkers() { s.workers.Wait() }
 
 type depthStat struct {
@@ -330,11 +317,4 @@ func (s *scheduler) depth() map[string]depthStat {
 		out[t.function] = d
 	}
 	return out
-}
-
-// owned reports how many tasks this node holds (tests and benchmarks).
-func (s *scheduler) owned() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.tasks)
 }
