@@ -70,8 +70,19 @@ func (r asyncReplica) WaitForIndex(ctx context.Context, index uint64) error {
 // gossip liveness (this node is always alive to itself).
 type asyncMembers struct{ a *Agent }
 
+// IsAlive is false only for a node known to be gone: dead or left in
+// gossip, or no longer a committed node. A committed node this node's
+// gossip has not met yet (right after a restart) counts as alive, so a
+// node that just came up does not take over, and re-home, the events of
+// peers it simply has not heard from.
 func (m *asyncMembers) IsAlive(id string) bool {
-	return id == m.a.nodeID || m.a.gossip.IsAlive(id)
+	if id == m.a.nodeID {
+		return true
+	}
+	if mem, ok := m.a.gossip.Member(id); ok {
+		return mem.Alive()
+	}
+	return m.a.meta.View().Node(id) != nil
 }
 
 func (m *asyncMembers) Nodes() []string {

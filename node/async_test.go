@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -205,6 +207,38 @@ func TestAsyncDeadLetterRedriveAndDestination(t *testing.T) {
 		}
 		return nil
 	})
+
+	metrics := scrape(t, a)
+	for series, want := range map[string]string{
+		`stoke_async_events_accepted_total{function="always-fails"}`:                         "1",
+		`stoke_async_retries_total{function="always-fails",reason="function_error"}`:         "2",
+		`stoke_async_events_dead_lettered_total{function="always-fails",target="stoke-dlq"}`: "1",
+		`stoke_async_events_dead_lettered_total{function="always-fails",target="function"}`:  "1",
+		`stoke_async_events_delivered_total{function="always-fails"}`:                        "1",
+		`stoke_async_events_accepted_total{function="on-failure"}`:                           "1",
+	} {
+		if got := metrics[series]; got != want {
+			t.Errorf("%s = %q, want %s", series, got, want)
+		}
+	}
+}
+
+// scrape reads an agent's /metrics into series -> value.
+func scrape(t *testing.T, a *Agent) map[string]string {
+	t.Helper()
+	resp, err := http.Get("http://" + a.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]string{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if i := strings.LastIndexByte(line, ' '); i > 0 && !strings.HasPrefix(line, "#") {
+			out[line[:i]] = line[i+1:]
+		}
+	}
+	return out
 }
 
 // TestAsyncThrottledEventExpiresAfterItsAge: reserved concurrency 0 throttles
