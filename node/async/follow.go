@@ -3,6 +3,7 @@ package async
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/stokehq/stoke/proto/fsmpb"
@@ -73,8 +74,13 @@ func (q *Queue) rescan() {
 		}
 		return q.ctx.Err() == nil
 	})
-	if len(repair) > 0 {
-		q.repair(repair)
+	if len(repair) > 0 && q.repairing.CompareAndSwap(false, true) {
+		// Copying runs beside the follow loop, one repair at a time; the
+		// next rescan picks up whatever this one did not finish.
+		q.goRun(func() {
+			defer q.repairing.Store(false)
+			q.repair(repair)
+		})
 	}
 }
 
@@ -93,9 +99,11 @@ const maxRepairBatch = 500
 
 // repair restores the number of copies of events whose holders died: it
 // copies their payloads to live nodes that do not hold them and commits
-// the new holder lists, this node first (it owns them now). The dead
-// holders are dropped from the lists, so a holder that comes back later
-// does not deliver them again; the sweep deletes its stale copies.
+// the new holder lists with this node first (it owns them now). Dead
+// holders are dropped once enough live copies exist, so a holder that
+// comes back later does not deliver them again (the sweep deletes its
+// stale copies); while too few live nodes exist they stay listed, behind
+// this node, as copies that may return.
 func (q *Queue) repair(evs []*fsmpb.AsyncEvent) {
 	for len(evs) > 0 && q.ctx.Err() == nil {
 		batch := evs[:min(len(evs), maxRepairBatch)]
@@ -119,10 +127,7 @@ func (q *Queue) repair(evs []*fsmpb.AsyncEvent) {
 				q.log.Warn("cannot re-replicate an event this node owns but does not hold", "event", ev.Id, "err", err)
 				continue
 			}
-			key := ""
-			for _, h := range live {
-				key += h + ","
-			}
+			key := strings.Join(live, ",")
 			g := groups[key]
 			if g == nil {
 				g = &group{live: live}
@@ -137,7 +142,7 @@ func (q *Queue) repair(evs []*fsmpb.AsyncEvent) {
 				if len(holders) >= q.cfg.Copies {
 					break
 				}
-				ctx, cancel := context.WithTimeout(q.ctx, q.cfg.AcceptTimeout)
+				ctx, cancel := context.WithTimeout(q.ctx, q.storeTimeout())
 				err := q.storeOn(ctx, node, g.ps)
 				cancel()
 				if err != nil {
@@ -146,12 +151,21 @@ func (q *Queue) repair(evs []*fsmpb.AsyncEvent) {
 				}
 				holders = append(holders, node)
 			}
+			copied := len(holders) > len(g.live)
 			for _, ev := range g.evs {
-				if slices.Equal(holders, ev.Holders) {
+				next := holders
+				if len(holders) < q.cfg.Copies {
+					for _, h := range ev.Holders {
+						if !slices.Contains(next, h) {
+							next = append(slices.Clone(next), h)
+						}
+					}
+				}
+				if slices.Equal(next, ev.Holders) {
 					continue
 				}
-				q.set.settle(&fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_SET_HOLDERS, Holders: holders}, nil)
-				if len(holders) > len(g.live) {
+				q.set.settle(&fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_SET_HOLDERS, Holders: next}, nil)
+				if copied {
 					q.m.repaired.Inc()
 				}
 			}

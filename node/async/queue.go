@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,8 +86,10 @@ type Queue struct {
 	// ones in flight finish and their outcomes are flushed.
 	stopping chan struct{}
 	wg       sync.WaitGroup
-	start    sync.Once
-	closed   sync.Once
+	// repairing is set while a repair pass copies payloads.
+	repairing atomic.Bool
+	start     sync.Once
+	closed    sync.Once
 }
 
 // ErrNotStored wraps every reason an event could not be accepted: it was
@@ -270,7 +273,10 @@ func (q *Queue) replicate(ctx context.Context, ps []*rpcpb.EventPayload) ([]stri
 		if len(holders) >= q.cfg.Copies {
 			break
 		}
-		if err := q.storeOn(ctx, node, ps); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, q.storeTimeout())
+		err := q.storeOn(sctx, node, ps)
+		cancel()
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -287,6 +293,11 @@ func (q *Queue) replicate(ctx context.Context, ps []*rpcpb.EventPayload) ([]stri
 	}
 	return holders, nil
 }
+
+// storeTimeout bounds one peer's copy, so that a node that is alive in
+// gossip but not answering costs a fraction of the accept budget before
+// the next candidate is tried.
+func (q *Queue) storeTimeout() time.Duration { return q.cfg.AcceptTimeout / 4 }
 
 // payload returns an event's payload from this node's log, or from
 // another holder when this node lost its copy.

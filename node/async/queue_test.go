@@ -320,3 +320,29 @@ func asAPIError(err error, target **lambdaapi.Error) bool {
 	}
 	return ok
 }
+
+func TestRepairWithoutASpareNodeKeepsTheDeadHolderBehind(t *testing.T) {
+	h := newHarness(t)
+	h.createFunction("fn")
+	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) { return functionError("no") }
+	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
+		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
+	n1 := h.node("n1")
+	h.node("n2")
+	id := h.enqueue(n1, "fn", 1)
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		if _, dead := h.counts(); dead != 1 {
+			return fmt.Errorf("not dead-lettered yet")
+		}
+		return nil
+	})
+	h.kill("n1")
+	// n2 owns the event now and says so, but keeps n1 listed as a copy
+	// that may come back: there is no third node to copy to.
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		if hs := h.replica.View().AsyncEvent(id).Holders; len(hs) != 2 || hs[0] != "n2" || hs[1] != "n1" {
+			return fmt.Errorf("holders %v, want [n2 n1]", hs)
+		}
+		return nil
+	})
+}

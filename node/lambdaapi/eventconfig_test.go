@@ -17,7 +17,7 @@ func TestParseTarget(t *testing.T) {
 		{raw: "arn:aws:stoke:local:123456789012:dlq", ok: true, want: Target{Kind: TargetDeadLetterQueue, ARN: "arn:aws:stoke:local:123456789012:dlq", AccountID: account}},
 		{raw: fn + "dest", ok: true, want: Target{Kind: TargetFunction, ARN: fn + "dest", AccountID: account, FunctionName: "dest"}},
 		{raw: fn + "dest:live", ok: true, want: Target{Kind: TargetFunction, ARN: fn + "dest:live", AccountID: account, FunctionName: "dest", Qualifier: "live"}},
-		{raw: "arn:aws:stoke:local:210987654321:dlq"},              // another account's queue
+		{raw: "arn:aws:stoke:local:210987654321:dlq"},             // another account's queue
 		{raw: "arn:aws:lambda:us-east-1:123456789012:function:x"}, // another region
 		{raw: "arn:aws:lambda:local:210987654321:function:x"},     // another account
 		{raw: "arn:aws:sqs:local:123456789012:queue"},             // a service Stoke lacks
