@@ -408,6 +408,12 @@ func (v *View) DeadLetters(accountID, function, marker string, limit int) []*fsm
 	return out
 }
 
+// EachPendingAsyncEvent calls fn for every queued event, until fn
+// returns false.
+func (v *View) EachPendingAsyncEvent(fn func(*fsmpb.AsyncEvent) bool) {
+	each(v, tableAsyncEvents, indexState, fn, fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING)
+}
+
 // EachDeadLetter calls fn for every dead-lettered event of every
 // function, until fn returns false.
 func (v *View) EachDeadLetter(fn func(*fsmpb.AsyncEvent) bool) {

@@ -188,6 +188,7 @@ func (q *Queue) housekeep() {
 		q.sweep()
 		if q.deps.Replica.IsLeader() {
 			q.expireDeadLetters()
+			q.dropOrphans()
 		}
 	}
 }
@@ -215,6 +216,35 @@ func (q *Queue) expireDeadLetters() {
 	defer cancel()
 	if _, err := q.deps.Replica.Apply(ctx, &fsmpb.AsyncPurgeCmd{Header: &fsmpb.Header{}, DeadBeforeUnixNano: cutoff}); err != nil {
 		q.log.Warn("dead-letter retention purge failed; will retry", "err", err)
+	}
+}
+
+// dropOrphans deletes the events whose every holder has left the
+// cluster's committed nodes (reaped after ReapTimeout, or removed): no node
+// will ever own or deliver them, and their payloads are gone with their
+// holders. Events whose holders are merely dead stay: a holder may come
+// back with its disk. Each drop is logged and counted.
+func (q *Queue) dropOrphans() {
+	committed := map[string]bool{}
+	for _, id := range q.deps.Members.Nodes() {
+		committed[id] = true
+	}
+	var orphans []*fsmpb.AsyncEvent
+	v := q.deps.Replica.View()
+	each := func(ev *fsmpb.AsyncEvent) bool {
+		for _, h := range ev.Holders {
+			if committed[h] {
+				return true
+			}
+		}
+		orphans = append(orphans, ev)
+		return len(orphans) < maxSettleBatch
+	}
+	v.EachPendingAsyncEvent(each)
+	for _, ev := range orphans {
+		q.log.Error("dropping an event whose payload holders all left the cluster", "event", ev.Id, "function", ev.FunctionName, "holders", ev.Holders)
+		q.m.dropped.WithLabelValues(ev.FunctionName, "payload_lost").Inc()
+		q.set.settle(&fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_COMPLETE}, nil)
 	}
 }
 

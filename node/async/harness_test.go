@@ -256,6 +256,13 @@ func (h *harness) node(id string, tune ...func(*Config)) *Queue {
 	return q
 }
 
+// forget removes a dead node from the committed nodes (the leader reaped it).
+func (h *harness) forget(id string) {
+	h.world.mu.Lock()
+	delete(h.world.alive, id)
+	h.world.mu.Unlock()
+}
+
 // kill stops a node as a crash looks to its peers: it stops answering and
 // gossip declares it dead.
 func (h *harness) kill(id string) {

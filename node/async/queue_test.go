@@ -346,3 +346,35 @@ func TestRepairWithoutASpareNodeKeepsTheDeadHolderBehind(t *testing.T) {
 		return nil
 	})
 }
+
+func TestEventsOfReapedHoldersAreDroppedNotKeptForever(t *testing.T) {
+	h := newHarness(t)
+	h.createFunction("fn")
+	block := make(chan struct{})
+	defer close(block)
+	h.inv.run = func(ctx context.Context, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+		return nil, ctx.Err()
+	}
+	n1 := h.node("n1")
+	h.node("n2")
+	id := h.enqueue(n1, "fn", 1)
+	h.node("n3") // the survivor whose leader duty drops orphans
+	h.kill("n1")
+	h.kill("n2")
+	// Dead, but still committed: the event waits for a holder to return.
+	if h.replica.View().AsyncEvent(id) == nil {
+		t.Fatal("event dropped while its holders may still come back")
+	}
+	h.forget("n1")
+	h.forget("n2")
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		if h.replica.View().AsyncEvent(id) != nil {
+			return fmt.Errorf("orphaned event still queued")
+		}
+		return nil
+	})
+}
