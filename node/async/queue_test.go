@@ -324,7 +324,9 @@ func asAPIError(err error, target **lambdaapi.Error) bool {
 func TestRepairWithoutASpareNodeKeepsTheDeadHolderBehind(t *testing.T) {
 	h := newHarness(t)
 	h.createFunction("fn")
-	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) { return functionError("no") }
+	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+		return functionError("no")
+	}
 	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
 		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
 	n1 := h.node("n1")
