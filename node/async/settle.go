@@ -2,9 +2,11 @@ package async
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
@@ -102,7 +104,7 @@ func (s *settler) run() {
 					it.done(err)
 				}
 			}
-			if err != nil {
+			if errors.Is(err, ErrClosed) {
 				return
 			}
 		}
@@ -130,6 +132,12 @@ func (s *settler) commit(batch []settleItem) error {
 		}
 		if s.q.ctx.Err() != nil {
 			return ErrClosed
+		}
+		var refused *fsm.Error
+		if errors.As(err, &refused) {
+			// Deterministic: every retry would be refused the same way.
+			s.q.log.Error("delivery outcomes refused by the state machine", "outcomes", len(batch), "err", err)
+			return err
 		}
 		s.q.m.settleFailures.Inc()
 		s.q.log.Warn("delivery outcomes not committed; retrying", "outcomes", len(batch), "attempt", attempt+1, "err", err)
