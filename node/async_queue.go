@@ -13,6 +13,7 @@ import (
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/node/async"
+	"github.com/stokehq/stoke/node/lambdaapi"
 	"github.com/stokehq/stoke/proto/fsmpb"
 	"github.com/stokehq/stoke/proto/rpcpb"
 )
@@ -32,9 +33,18 @@ func (a *Agent) newAsyncQueue() (*async.Queue, error) {
 		Replica: asyncReplica{meta: a.meta, raft: a.raft},
 		Members: &asyncMembers{a: a},
 		Peers:   a.asyncPeers,
-		Invoker: a.invoker,
+		Invoker: agentInvoker{a},
 		Metrics: a.metrics,
 	})
+}
+
+// agentInvoker calls whatever a.invoker is at the time of the call, so the
+// queue follows the agent's invoke path even if the wiring replaces it
+// after the queue was built (placement-based routing).
+type agentInvoker struct{ a *Agent }
+
+func (i agentInvoker) Invoke(ctx context.Context, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
+	return i.a.invoker.Invoke(ctx, req)
 }
 
 // registerAsync adds the payload service to the node's gRPC server.
