@@ -204,6 +204,7 @@ func (a *applier) deleteFunction(c *fsmpb.DeleteFunctionCmd) (*fsmpb.ApplyResult
 	if err := a.txn.Delete(tableFunctions, fn); err != nil {
 		return nil, errorf(CodeInvalid, "delete function: %v", err)
 	}
+	a.deleteEventInvokeConfigs(acctID, c.Name, "")
 	return &fsmpb.ApplyResult{Function: fn}, nil
 }
 

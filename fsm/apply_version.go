@@ -77,6 +77,7 @@ func (a *applier) deleteVersion(fn *fsmpb.Function, version int64) (*fsmpb.Apply
 	if err := a.txn.Delete(tableVersions, raw); err != nil {
 		return nil, errorf(CodeInvalid, "delete version: %v", err)
 	}
+	a.deleteEventInvokeConfigs(fn.AccountId, fn.Name, strconv.FormatInt(version, 10))
 	return &fsmpb.ApplyResult{Function: fn, Version: raw.(*fsmpb.Version)}, nil
 }
 
@@ -228,5 +229,6 @@ func (a *applier) deleteAlias(c *fsmpb.DeleteAliasCmd) (*fsmpb.ApplyResult, erro
 	if err := a.txn.Delete(tableAliases, al); err != nil {
 		return nil, errorf(CodeInvalid, "delete alias: %v", err)
 	}
+	a.deleteEventInvokeConfigs(c.Header.AccountId, c.FunctionName, c.Name)
 	return &fsmpb.ApplyResult{Alias: al}, nil
 }

@@ -40,6 +40,16 @@ const (
 	CmdUpdateAccount
 )
 
+// Asynchronous invocation (apply_async.go) owns types 50-59.
+const (
+	CmdPutEventInvokeConfig    CommandType = 50
+	CmdDeleteEventInvokeConfig CommandType = 51
+	CmdAsyncEnqueue            CommandType = 52
+	CmdAsyncUpdate             CommandType = 53
+	CmdAsyncRedrive            CommandType = 54
+	CmdAsyncPurge              CommandType = 55
+)
+
 // IgnorableFlag marks a command type that replicas may skip when unknown.
 const IgnorableFlag CommandType = 0x80
 
@@ -75,6 +85,13 @@ var commands = map[CommandType]commandInfo{
 	CmdUpsertNode:                {"UpsertNode", func() Command { return &fsmpb.UpsertNodeCmd{} }},
 	CmdRemoveNode:                {"RemoveNode", func() Command { return &fsmpb.RemoveNodeCmd{} }},
 	CmdUpdateAccount:             {"UpdateAccount", func() Command { return &fsmpb.UpdateAccountCmd{} }},
+
+	CmdPutEventInvokeConfig:    {"PutEventInvokeConfig", func() Command { return &fsmpb.PutEventInvokeConfigCmd{} }},
+	CmdDeleteEventInvokeConfig: {"DeleteEventInvokeConfig", func() Command { return &fsmpb.DeleteEventInvokeConfigCmd{} }},
+	CmdAsyncEnqueue:            {"AsyncEnqueue", func() Command { return &fsmpb.AsyncEnqueueCmd{} }},
+	CmdAsyncUpdate:             {"AsyncUpdate", func() Command { return &fsmpb.AsyncUpdateCmd{} }},
+	CmdAsyncRedrive:            {"AsyncRedrive", func() Command { return &fsmpb.AsyncRedriveCmd{} }},
+	CmdAsyncPurge:              {"AsyncPurge", func() Command { return &fsmpb.AsyncPurgeCmd{} }},
 }
 
 func (t CommandType) String() string {

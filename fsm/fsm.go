@@ -228,6 +228,9 @@ func (a *applier) apply(t CommandType, cmd Command) (*fsmpb.ApplyResult, error) 
 	case *fsmpb.RemoveNodeCmd:
 		return a.removeNode(c)
 	}
+	if res, ok, err := a.applyAsync(cmd); ok {
+		return res, err
+	}
 	// Every registered type has a case above; a test walks the registry.
 	return nil, errorf(CodeInvalid, "no handler for %s", t)
 }

@@ -14,6 +14,8 @@ func seedEntries(f *testing.F) {
 		&fsmpb.UpdateFunctionConfigCmd{Header: hdr(testAccount), Name: "fn", Fields: []string{"memory_mb", "environment"}, Config: &fsmpb.FunctionConfig{MemoryMb: 512}},
 		&fsmpb.CreateAliasCmd{Header: hdr(testAccount), Alias: &fsmpb.Alias{FunctionName: "fn", Name: "live", FunctionVersion: "1", AdditionalVersionWeights: map[string]float64{"1": 2}}},
 		&fsmpb.DeleteFunctionCmd{Header: hdr(testAccount), Name: "fn", Version: 1},
+		enqueue("e1", "e2"),
+		update(deadLetter("e1")),
 	} {
 		b, err := Encode(cmd)
 		if err != nil {

@@ -13,6 +13,9 @@ const (
 	tableAliases    = "aliases"
 	tableNodes      = "nodes"
 	tableRequests   = "requests"
+
+	tableEventConfigs = "event_invoke_configs" // apply_async.go
+	tableAsyncEvents  = "async_events"         // apply_async.go
 )
 
 // Index names shared by several tables.
@@ -26,6 +29,7 @@ const (
 var tablesInOrder = []string{
 	tableAccounts, tableAccessKeys, tableFunctions, tableVersions,
 	tableAliases, tableNodes, tableRequests,
+	tableEventConfigs, tableAsyncEvents,
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -64,5 +68,7 @@ func schema() *memdb.DBSchema {
 		tableRequests: {Name: tableRequests, Indexes: map[string]*memdb.IndexSchema{
 			indexID: {Name: indexID, Unique: true, Indexer: str("RequestId")},
 		}},
+		tableEventConfigs: eventConfigsSchema(functionKey),
+		tableAsyncEvents:  asyncEventsSchema(),
 	}}
 }

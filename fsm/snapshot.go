@@ -30,6 +30,10 @@ const (
 	recNode
 	recRequest
 	recEnd recordKind = 0xFF
+
+	// Asynchronous invocation owns kinds 50-59.
+	recEventInvokeConfig recordKind = 50
+	recAsyncEvent        recordKind = 51
 )
 
 const snapshotFormat = 1
@@ -41,6 +45,7 @@ const maxRecordBytes = 16 << 20
 var tableRecords = map[string]recordKind{
 	tableAccounts: recAccount, tableAccessKeys: recAccessKey, tableFunctions: recFunction,
 	tableVersions: recVersion, tableAliases: recAlias, tableNodes: recNode, tableRequests: recRequest,
+	tableEventConfigs: recEventInvokeConfig, tableAsyncEvents: recAsyncEvent,
 }
 
 var recordTables = func() map[recordKind]string {
@@ -69,6 +74,10 @@ func newRecord(kind recordKind) proto.Message {
 		return &fsmpb.Node{}
 	case recRequest:
 		return &fsmpb.RequestRecord{}
+	case recEventInvokeConfig:
+		return &fsmpb.EventInvokeConfig{}
+	case recAsyncEvent:
+		return &fsmpb.AsyncEvent{}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/node/admission"
+	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/blob"
 	"github.com/stokehq/stoke/node/codepkg"
 	"github.com/stokehq/stoke/node/lambdaapi"
@@ -34,6 +35,10 @@ type apiParts struct {
 	// invoker is the node's whole invoke path (admission, routing, the
 	// local pool); the API's sync invokes and async delivery both use it.
 	invoker lambdaapi.Invoker
+	// async is the node's part of the asynchronous invocation queue
+	// (async_queue.go); asyncPeers its payload transport.
+	async      *async.Queue
+	asyncPeers *asyncPeers
 }
 
 func (a *Agent) initAPI() error {
@@ -73,6 +78,9 @@ func (a *Agent) initAPI() error {
 		auth = &sigv4Auth{v: v}
 	}
 	a.invoker = a.newInvoker()
+	if a.async, err = a.newAsyncQueue(); err != nil {
+		return err
+	}
 	metrics := lambdaapi.NewMetrics(a.metrics)
 	a.api, err = lambdaapi.New(lambdaapi.Config{
 		Region:     a.cfg.Region,
@@ -84,6 +92,7 @@ func (a *Agent) initAPI() error {
 		Meta:    a.meta,
 		Code:    &codeStore{blobs: a.blobs, meta: a.meta},
 		Invoker: a.invoker,
+		Async:   a.async,
 		Auth:    auth,
 		Sealer:  a.sealer,
 		Keys:    keyGenerator{},
@@ -94,6 +103,7 @@ func (a *Agent) initAPI() error {
 	}
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
 	a.mux.Handle("/", a.api)
+	a.async.Start()
 	return nil
 }
 
@@ -105,6 +115,10 @@ func (a *Agent) newInvoker() lambdaapi.Invoker {
 }
 
 func (a *Agent) closeAPI() {
+	if a.async != nil {
+		_ = a.async.Close()
+		a.asyncPeers.close()
+	}
 	if a.pool != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

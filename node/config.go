@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/stokehq/stoke/node/async"
 )
 
 // Config configures one Stoke agent. Every field has a default in
@@ -56,6 +58,9 @@ type Config struct {
 
 	// Worker configures this node's sandboxes.
 	Worker WorkerConfig
+	// Async configures the asynchronous invocation queue (NodeID, Region,
+	// Dir and Logger are filled in by the agent).
+	Async async.Config
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
@@ -73,6 +78,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		MaxRequestBytes: 6 << 20,
 		Cluster:         DefaultClusterConfig(),
+		Async:           async.DefaultConfig(),
 		Logger:          slog.Default(),
 	}
 }
@@ -97,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")
+	}
+	if err := c.Async.Validate(); err != nil {
+		return err
 	}
 	return c.Cluster.validate(c.Dev)
 }

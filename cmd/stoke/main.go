@@ -2,6 +2,7 @@
 //
 //	stoke agent [flags]        run a node (HTTP API, Raft, worker)
 //	stoke cluster ...          join, leave, members, raft, force-leave
+//	stoke dlq ...              list, show, redrive, purge a function's dead-letter queue
 //	stoke tls ...              create the cluster CA and node certificates
 //	stoke dev --nodes 3        start a local multi-node cluster (stoke dev stop)
 //	stoke credentials          print the admin credentials as an AWS CLI profile
@@ -32,6 +33,7 @@ type command struct {
 var commands = map[string]command{
 	"agent":        {"run a Stoke node", runAgent},
 	"cluster":      {"join, leave, members, raft, force-leave", runCluster},
+	"dlq":          {"list, show, redrive or purge a function's dead-letter queue", runDLQ},
 	"tls":          {"create the cluster CA and node certificates", runTLS},
 	"dev":          {"start (or stop) a local multi-node cluster", runDev},
 	"credentials":  {"print the admin credentials as an AWS CLI profile", runCredentials},

@@ -79,7 +79,10 @@ func (h *Handler) createFunction(req *request) (any, int, *Error) {
 		cfg.Architectures = []string{defaultArchitecture}
 	}
 	if in.DeadLetterConfig != nil {
-		cfg.DeadLetterTargetArn = deref(in.DeadLetterConfig.TargetArn)
+		var apiErr *Error
+		if cfg.DeadLetterTargetArn, apiErr = h.checkDeadLetterTarget(ref.AccountID, deref(in.DeadLetterConfig.TargetArn)); apiErr != nil {
+			return nil, 0, apiErr
+		}
 	}
 	for _, check := range []*Error{
 		h.checkRuntime(cfg.Runtime), checkHandler(cfg.Handler), checkRole(cfg.Role),
@@ -433,8 +436,9 @@ func (h *Handler) updateFunctionConfiguration(req *request) (any, int, *Error) {
 		checks = append(checks, set("ephemeral_mb", checkEphemeral(cfg.EphemeralMb)))
 	}
 	if in.DeadLetterConfig != nil {
-		cfg.DeadLetterTargetArn = deref(in.DeadLetterConfig.TargetArn)
-		fields = append(fields, "dead_letter_target_arn")
+		var check *Error
+		cfg.DeadLetterTargetArn, check = h.checkDeadLetterTarget(ref.AccountID, deref(in.DeadLetterConfig.TargetArn))
+		checks = append(checks, set("dead_letter_target_arn", check))
 	}
 	if in.Environment != nil {
 		fields = append(fields, "environment")
