@@ -1,6 +1,7 @@
 # Stoke build, test and run targets. Everything a target needs is installed
 # by the target itself (Go tools into ./bin/tools) or by .ci/run (apt packages).
 
+SHELL     := /bin/bash
 GO        ?= go
 BIN       := bin/stoke
 TOOLS     := $(CURDIR)/bin/tools
@@ -41,9 +42,11 @@ cluster: build
 cluster-stop:
 	@if [ -x ./$(BIN) ]; then ./$(BIN) dev stop --dir $(CURDIR)/.stoke-cluster; fi
 
-## bench: every benchmark, each beside its same-run baseline.
+## bench: every benchmark, each beside its same-run baseline; the summary
+## table at the top of docs/performance.md is regenerated from the run.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s -timeout 60m $(PKGS)
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 1s -timeout 90m $(PKGS) 2>&1 | \
+		$(GO) run ./cmd/benchtable -doc docs/performance.md
 
 ## chaos: every chaos scenario (chaos/scenario) with each seed in SEEDS,
 ## results table written to docs/reliability.md. Repeat one run with
