@@ -75,6 +75,9 @@ var commands = map[CommandType]commandInfo{
 	CmdUpsertNode:                {"UpsertNode", func() Command { return &fsmpb.UpsertNodeCmd{} }},
 	CmdRemoveNode:                {"RemoveNode", func() Command { return &fsmpb.RemoveNodeCmd{} }},
 	CmdUpdateAccount:             {"UpdateAccount", func() Command { return &fsmpb.UpdateAccountCmd{} }},
+	CmdPutBlob:                   {"PutBlob", func() Command { return &fsmpb.PutBlobCmd{} }},
+	CmdUpdateBlobReplicas:        {"UpdateBlobReplicas", func() Command { return &fsmpb.UpdateBlobReplicasCmd{} }},
+	CmdCollectBlobs:              {"CollectBlobs", func() Command { return &fsmpb.CollectBlobsCmd{} }},
 }
 
 func (t CommandType) String() string {

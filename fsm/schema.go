@@ -26,6 +26,7 @@ const (
 var tablesInOrder = []string{
 	tableAccounts, tableAccessKeys, tableFunctions, tableVersions,
 	tableAliases, tableNodes, tableRequests,
+	tableBlobs,
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -64,5 +65,6 @@ func schema() *memdb.DBSchema {
 		tableRequests: {Name: tableRequests, Indexes: map[string]*memdb.IndexSchema{
 			indexID: {Name: indexID, Unique: true, Indexer: str("RequestId")},
 		}},
+		tableBlobs: blobTableSchema(),
 	}}
 }

@@ -41,6 +41,7 @@ const maxRecordBytes = 16 << 20
 var tableRecords = map[string]recordKind{
 	tableAccounts: recAccount, tableAccessKeys: recAccessKey, tableFunctions: recFunction,
 	tableVersions: recVersion, tableAliases: recAlias, tableNodes: recNode, tableRequests: recRequest,
+	tableBlobs: recBlob,
 }
 
 var recordTables = func() map[recordKind]string {
@@ -69,6 +70,8 @@ func newRecord(kind recordKind) proto.Message {
 		return &fsmpb.Node{}
 	case recRequest:
 		return &fsmpb.RequestRecord{}
+	case recBlob:
+		return &fsmpb.Blob{}
 	}
 	return nil
 }
