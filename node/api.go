@@ -26,6 +26,7 @@ import (
 // apiParts are the Agent's API and worker fields.
 type apiParts struct {
 	blobs *blob.Store
+	code  *codeManager
 	pool  *runtime.Pool
 	api   *lambdaapi.Handler
 	// invoker is the node's whole invoke path (admission, routing, the
@@ -35,14 +36,20 @@ type apiParts struct {
 
 func (a *Agent) initAPI() error {
 	var err error
-	a.blobs, err = blob.Open(blob.Config{Dir: filepath.Join(a.cfg.DataDir, "code"), Limits: codepkg.DefaultLimits(), Logger: a.cfg.Logger})
+	a.blobs, err = blob.Open(blob.Config{Dir: filepath.Join(a.cfg.DataDir, "code"), Limits: codepkg.DefaultLimits(),
+		UnpackedBudget: a.cfg.Code.UnpackedBudgetBytes, Logger: a.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	a.code, err = newCodeManager(a.cfg.Code, codeDeps{self: a.nodeID, store: a.blobs, meta: a.meta, sec: a.sec,
+		gossip: a.gossip, addrOf: a.grpcAddrOf, isLeader: a.raft.IsLeader, metrics: a.metrics, logger: a.cfg.Logger})
 	if err != nil {
 		return err
 	}
 	pc := runtime.DefaultPoolConfig()
 	pc.StateDir = filepath.Join(a.cfg.DataDir, "sandboxes")
 	pc.LogDir = filepath.Join(a.cfg.DataDir, "logs")
-	pc.Code = a.blobs
+	pc.Code = a.code
 	pc.Logger = a.cfg.Logger
 	if a.cfg.Worker.MemoryBudgetMB > 0 {
 		pc.MemoryBudgetMB = a.cfg.Worker.MemoryBudgetMB
@@ -79,7 +86,7 @@ func (a *Agent) initAPI() error {
 		Logger:     a.cfg.Logger,
 	}, lambdaapi.Deps{
 		Meta:    a.meta,
-		Code:    &codeStore{blobs: a.blobs, meta: a.meta},
+		Code:    &codeStore{m: a.code},
 		Invoker: a.invoker,
 		Auth:    auth,
 		Sealer:  a.sealer,
@@ -91,6 +98,7 @@ func (a *Agent) initAPI() error {
 	}
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
 	a.mux.Handle("/", a.api)
+	a.code.start()
 	return nil
 }
 
@@ -108,6 +116,9 @@ func (a *Agent) closeAPI() {
 		if err := a.pool.Close(ctx); err != nil {
 			a.log.Warn("closing the sandbox pool", "err", err)
 		}
+	}
+	if a.code != nil {
+		a.code.close()
 	}
 }
 

@@ -281,6 +281,7 @@ func (a *Agent) startCluster() error {
 
 	a.grpcSrv = cluster.NewGRPCServer(a.sec, a.cfg.Logger, a.metrics)
 	rpcpb.RegisterClusterServer(a.grpcSrv, cluster.NewService(a.raft, a.leaderRemover))
+	rpcpb.RegisterBlobServer(a.grpcSrv, &blobService{m: a.code})
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

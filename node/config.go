@@ -56,6 +56,8 @@ type Config struct {
 
 	// Worker configures this node's sandboxes.
 	Worker WorkerConfig
+	// Code configures code package replication, repair and collection.
+	Code CodeConfig
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
@@ -73,6 +75,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		MaxRequestBytes: 6 << 20,
 		Cluster:         DefaultClusterConfig(),
+		Code:            DefaultCodeConfig(),
 		Logger:          slog.Default(),
 	}
 }
@@ -97,6 +100,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")
+	}
+	if err := c.Code.Validate(); err != nil {
+		return err
 	}
 	return c.Cluster.validate(c.Dev)
 }

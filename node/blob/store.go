@@ -483,3 +483,9 @@ func randomSuffix() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// CreateTemp creates a temporary file inside the store's tmp/ directory
+// (on the store's file system, emptied at Open).
+func (s *Store) CreateTemp(pattern string) (*os.File, error) {
+	return os.CreateTemp(filepath.Join(s.cfg.Dir, "tmp"), pattern)
+}

@@ -141,6 +141,8 @@ func SharedObject(r *rand.Rand, n int) []byte {
 func PythonDeps(scale float64) []Entry {
 	r := rand.New(rand.NewPCG(1, 2))
 	n := func(k int) int { return max(1, int(math.Round(float64(k)*scale))) }
+	// Extension modules and JSON models may round to none at small scales.
+	n0 := func(k int) int { return int(math.Round(float64(k) * scale)) }
 	var ents []Entry
 	pkgs := []string{"boto3", "botocore", "requests", "urllib3", "numpy", "pandas", "pydantic", "dateutil", "jmespath", "s3transfer", "certifi", "idna", "charset_normalizer", "yaml", "six", "pytz", "attrs", "jinja2", "markupsafe", "click", "sqlalchemy", "psycopg2", "cryptography", "cffi"}
 	for _, p := range pkgs {
@@ -158,14 +160,14 @@ func PythonDeps(scale float64) []Entry {
 		}
 		ents = append(ents, File(p+"-1.0.dist-info/METADATA", string(PyModule(r, 3000))), File(p+"-1.0.dist-info/RECORD", strings.Repeat(p+"/module.py,sha256=abc,1234\n", 80)))
 		if r.IntN(3) == 0 {
-			for j := range n(1 + r.IntN(3)) {
+			for j := range n0(1 + r.IntN(3)) {
 				size := 200_000 + r.IntN(1_200_000)
 				ents = append(ents, Exe(fmt.Sprintf("%s/_native%d.cpython-312-x86_64-linux-gnu.so", p, j), string(SharedObject(r, size))))
 			}
 		}
 	}
 	// Service-model JSON, as botocore ships (large, very compressible).
-	for i := range n(60) {
+	for i := range n0(60) {
 		var j bytes.Buffer
 		j.WriteString("{\n  \"version\": \"2.0\",\n  \"operations\": {\n")
 		for j.Len() < 40_000+r.IntN(100_000) {
@@ -202,4 +204,14 @@ func PythonFunction(scale float64) ([]byte, int, error) {
 	}
 	z, err := Zip(ents...)
 	return z, files, err
+}
+
+// Weights returns a stored (uncompressed) entry of n pseudo-random bytes
+// from seed: the shape of model weights or other incompressible data that
+// makes a package large without costing a compressor anything.
+func Weights(name string, n int, seed uint64) Entry {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)})
+	_, _ = r.Read(b)
+	return Entry{Name: name, Mode: ModeFile | 0o644, Data: string(b), Stored: true}
 }
