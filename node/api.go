@@ -42,7 +42,7 @@ func (a *Agent) initAPI() error {
 		return err
 	}
 	a.code, err = newCodeManager(a.cfg.Code, codeDeps{self: a.nodeID, store: a.blobs, meta: a.meta, sec: a.sec,
-		gossip: a.gossip, addrOf: a.grpcAddrOf, isLeader: a.raft.IsLeader, metrics: a.metrics, logger: a.cfg.Logger})
+		isAlive: a.gossip.IsAlive, addrOf: a.grpcAddrOf, isLeader: a.raft.IsLeader, metrics: a.metrics, logger: a.cfg.Logger})
 	if err != nil {
 		return err
 	}

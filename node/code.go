@@ -19,6 +19,7 @@ import (
 	"github.com/stokehq/stoke/node/blob"
 	"github.com/stokehq/stoke/node/codepkg"
 	"github.com/stokehq/stoke/node/lambdaapi"
+	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
 // codeManager makes a node's blob store part of the cluster: uploads are
@@ -33,7 +34,7 @@ type codeManager struct {
 	log      *slog.Logger
 	self     string
 	store    *blob.Store
-	meta     *Metadata
+	meta     codeMeta
 	live     func(id string) bool
 	isLeader func() bool
 	peers    *blobPeers
@@ -58,13 +59,21 @@ type codeManager struct {
 	pauseRepair  atomic.Bool // the leader pass restores no copies
 }
 
+// codeMeta is the replicated state as the code manager uses it: the
+// local replica for every decision, writes through the leader.
+// *Metadata implements it.
+type codeMeta interface {
+	Apply(ctx context.Context, cmd fsm.Command) (*fsmpb.ApplyResult, error)
+	View() *fsm.View
+}
+
 // codeDeps are what the code manager takes from the agent.
 type codeDeps struct {
 	self     string
 	store    *blob.Store
-	meta     *Metadata
+	meta     codeMeta
 	sec      *cluster.Security
-	gossip   *cluster.Gossip
+	isAlive  func(id string) bool // gossip liveness
 	addrOf   func(id string) (string, bool)
 	isLeader func() bool
 	metrics  prometheus.Registerer
@@ -79,7 +88,7 @@ func newCodeManager(cfg CodeConfig, d codeDeps) (*codeManager, error) {
 	m := &codeManager{
 		cfg: cfg, log: d.logger.With("component", "code"), self: d.self, store: d.store, meta: d.meta,
 		live: func(id string) bool {
-			return id == d.self || d.gossip.IsAlive(id)
+			return id == d.self || d.isAlive(id)
 		},
 		isLeader: d.isLeader,
 		peers:    &blobPeers{sec: d.sec, addrOf: d.addrOf, conns: map[string]*grpc.ClientConn{}},

@@ -150,7 +150,22 @@ func (m *codeManager) sourcesFor(id string, explicit []string) []string {
 // the package from a peer first when this node lacks it. A local copy
 // that fails its checksum while being unpacked is deleted and fetched
 // again once; corrupt bytes are never unpacked, so no sandbox runs them.
+//
+// Fetching and unpacking are the platform's work, not the function's
+// init: they are bounded by TransferTimeout and the node's lifetime, not
+// by the caller's deadline (the pool passes its InitTimeout), so a large
+// package on a slow disk makes a slow cold start rather than a failed
+// one. Cancelling ctx still stops the wait.
 func (m *codeManager) Acquire(ctx context.Context, id string) (string, func(), error) {
+	wctx, cancel := context.WithTimeout(m.ctx, m.cfg.TransferTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})
+	defer stop()
+	ctx = wctx
 	for attempt := 0; ; attempt++ {
 		if !m.store.Has(id) {
 			if _, err := m.ensure(ctx, id, false, nil); err != nil {
