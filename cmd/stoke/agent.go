@@ -33,6 +33,7 @@ func runAgent(args []string) error {
 	fs.IntVar(&cfg.Worker.MemoryBudgetMB, "memory-budget-mb", 0, "memory all sandboxes on this node may use, in MB (default: derived from the machine)")
 	fs.DurationVar(&cfg.Worker.IdleTimeout, "sandbox-idle-timeout", 0, "how long an idle sandbox stays warm (default: the runtime's)")
 	registerClusterFlags(fs, &cfg)
+	registerCodeFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
 			return err
