@@ -19,8 +19,8 @@ import (
 //     copy is fetched back from another replica, or the node takes its
 //     name off the record so that the leader places the copy elsewhere),
 //     deletes copies of blobs that have had neither a record nor a
-//     reference for GCGrace, evicts unpacked trees over the
-//     budget, and scrubs every local blob each ScrubInterval;
+//     reference for GCGrace, and evicts unpacked trees over the budget
+//     (a second loop scrubs every local blob each ScrubInterval);
 //   - the leader additionally takes removed nodes off the records, asks
 //     nodes along each blob's ring to pull a copy until R live replicas
 //     exist, records blobs that functions reference but no record names
@@ -30,17 +30,17 @@ import (
 // Every step is idempotent and driven by the replicated records and the
 // local store, so a leader change or a crash mid-pass only delays work.
 
-// start runs the loop until close.
+// start runs the repair loop and the scrub loop until close.
 func (m *codeManager) start() {
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.run()
+	go m.scrubLoop()
 }
 
 func (m *codeManager) run() {
 	defer m.wg.Done()
 	tick := time.NewTicker(m.cfg.RepairInterval)
 	defer tick.Stop()
-	lastScrub := time.Now()
 	unrecorded := map[string]time.Time{}
 	for {
 		select {
@@ -50,12 +50,26 @@ func (m *codeManager) run() {
 		case <-m.kick:
 		}
 		m.nodePass(m.ctx, unrecorded)
-		if time.Since(lastScrub) >= m.cfg.ScrubInterval {
-			m.scrub(m.ctx)
-			lastScrub = time.Now()
-		}
 		if m.isLeader() {
 			m.leaderPass(m.ctx)
+		}
+	}
+}
+
+// scrubLoop verifies every local blob each ScrubInterval, apart from the
+// repair loop so that reading a large store never delays a repair.
+func (m *codeManager) scrubLoop() {
+	defer m.wg.Done()
+	tick := time.NewTicker(m.cfg.ScrubInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-tick.C:
+			if n := m.scrub(m.ctx); n > 0 {
+				m.log.Warn("the scrub found corrupt code packages; they are being fetched again", "corrupt", n)
+			}
 		}
 	}
 }
