@@ -37,7 +37,7 @@ type apiParts struct {
 func (a *Agent) initAPI() error {
 	var err error
 	a.blobs, err = blob.Open(blob.Config{Dir: filepath.Join(a.cfg.DataDir, "code"), Limits: codepkg.DefaultLimits(),
-		UnpackedBudget: a.cfg.Code.UnpackedBudgetBytes, Logger: a.cfg.Logger})
+		UnpackedBudget: a.cfg.Code.UnpackedBudgetBytes, UnpackedDir: a.cfg.Code.UnpackedDir, Logger: a.cfg.Logger})
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,12 @@ type benchNodes struct {
 }
 
 func newBenchNodes(b *testing.B, limitBytesPerSec float64, ids ...string) *benchNodes {
+	return newBenchNodesIn(b, limitBytesPerSec, "", ids...)
+}
+
+// newBenchNodesIn puts the nodes' unpacked trees under unpackedRoot
+// (empty: in their stores).
+func newBenchNodesIn(b *testing.B, limitBytesPerSec float64, unpackedRoot string, ids ...string) *benchNodes {
 	b.Helper()
 	bn := &benchNodes{meta: &fakeCodeMeta{f: fsm.New()}, addrs: map[string]string{}, nodes: map[string]*codeManager{},
 		wire: map[string]*atomic.Int64{}, limit: limitBytesPerSec}
@@ -86,7 +92,11 @@ func newBenchNodes(b *testing.B, limitBytesPerSec float64, ids ...string) *bench
 		if _, err := bn.meta.Apply(context.Background(), &fsmpb.UpsertNodeCmd{Header: &fsmpb.Header{}, Node: &fsmpb.Node{Id: id, MemoryMb: 8192}}); err != nil {
 			b.Fatal(err)
 		}
-		store, err := blob.Open(blob.Config{Dir: filepath.Join(b.TempDir(), id), Limits: codepkg.DefaultLimits(), Logger: log})
+		var unpacked string
+		if unpackedRoot != "" {
+			unpacked = filepath.Join(unpackedRoot, id)
+		}
+		store, err := blob.Open(blob.Config{Dir: filepath.Join(b.TempDir(), id), UnpackedDir: unpacked, Limits: codepkg.DefaultLimits(), Logger: log})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -300,7 +310,17 @@ func BenchmarkCodeColdStart(b *testing.B) {
 		b.Skip("sandboxes need root")
 	}
 	loadBenchCode(b)
-	bn := newBenchNodes(b, 0, "peer", "local")
+	// STOKE_BENCH_UNPACKED_DIR puts the unpacked trees elsewhere (a tmpfs:
+	// /dev/shm); by default they sit in the stores' temporary directories.
+	var unpackedRoot string
+	if d := os.Getenv("STOKE_BENCH_UNPACKED_DIR"); d != "" {
+		var err error
+		if unpackedRoot, err = os.MkdirTemp(d, "stoke-bench-*"); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { codepkg.RemoveTree(unpackedRoot) })
+	}
+	bn := newBenchNodesIn(b, 0, unpackedRoot, "peer", "local")
 	peer, local := bn.nodes["peer"], bn.nodes["local"]
 	storeWithPackage(b, peer, benchCodePkg)
 	id := benchCodeManifest.ZipSHA256Hex

@@ -41,6 +41,11 @@ type CodeConfig struct {
 	// UnpackedBudgetBytes bounds the disk used by unpacked trees; the
 	// least recently used tree no sandbox holds goes first. Default 20 GiB.
 	UnpackedBudgetBytes int64
+	// UnpackedDir is where unpacked trees live; empty means
+	// DataDir/code/unpacked. Pointing it at a tmpfs makes the first cold
+	// start of a large package on a node much faster (docs/performance.md),
+	// using memory within UnpackedBudgetBytes.
+	UnpackedDir string
 }
 
 // DefaultCodeConfig returns the production settings.

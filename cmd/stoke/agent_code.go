@@ -17,6 +17,7 @@ func registerCodeFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.DurationVar(&c.RepairInterval, "code-repair-interval", c.RepairInterval, "how often replica counts are checked and unreferenced packages collected")
 	fs.DurationVar(&c.ScrubInterval, "code-scrub-interval", c.ScrubInterval, "how often every local code package is re-read against its checksums")
 	fs.Int64Var(&c.UnpackedBudgetBytes, "code-unpacked-budget-bytes", c.UnpackedBudgetBytes, "disk the unpacked code trees may use (least recently used idle trees go first; 0: no bound)")
+	fs.StringVar(&c.UnpackedDir, "code-unpacked-dir", c.UnpackedDir, "where unpacked code trees live (default: DATA_DIR/code/unpacked; a tmpfs speeds up first cold starts)")
 }
 
 // codeFileConfig holds the same settings for the config file (embedded
@@ -28,6 +29,7 @@ type codeFileConfig struct {
 	CodeRepairInterval      *duration `toml:"code_repair_interval"`
 	CodeScrubInterval       *duration `toml:"code_scrub_interval"`
 	CodeUnpackedBudgetBytes *int64    `toml:"code_unpacked_budget_bytes"`
+	CodeUnpackedDir         *string   `toml:"code_unpacked_dir"`
 }
 
 func (f *codeFileConfig) apply(cfg *node.Config) {
@@ -48,5 +50,8 @@ func (f *codeFileConfig) apply(cfg *node.Config) {
 	}
 	if f.CodeUnpackedBudgetBytes != nil {
 		c.UnpackedBudgetBytes = *f.CodeUnpackedBudgetBytes
+	}
+	if f.CodeUnpackedDir != nil {
+		c.UnpackedDir = *f.CodeUnpackedDir
 	}
 }

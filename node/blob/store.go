@@ -52,8 +52,14 @@ func IDOf(zip []byte) string {
 
 // Config configures a Store.
 type Config struct {
-	// Dir holds blobs/, unpacked/ and tmp/.
+	// Dir holds blobs/, tmp/ and (unless UnpackedDir is set) unpacked/.
 	Dir string
+	// UnpackedDir holds the unpacked trees; empty means Dir/unpacked. It
+	// may be on another file system: a tmpfs makes first cold starts of
+	// large packages several times faster (creating thousands of files is
+	// what unpacking costs on a disk), at the price of memory within
+	// UnpackedBudget and of unpacking again after a reboot.
+	UnpackedDir string
 	// Limits are the archive rules Put enforces.
 	Limits codepkg.Limits
 	// UnpackedBudget bounds the disk the unpacked trees may use, in bytes
@@ -91,8 +97,11 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"blobs", "unpacked", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
+	if cfg.UnpackedDir == "" {
+		cfg.UnpackedDir = filepath.Join(cfg.Dir, "unpacked")
+	}
+	for _, d := range []string{filepath.Join(cfg.Dir, "blobs"), cfg.UnpackedDir, filepath.Join(cfg.Dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("blob: %w", err)
 		}
 	}
@@ -104,7 +113,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	// Unpacked trees must be readable by sandbox users; nothing secret
 	// lives in them beyond the code itself.
-	if err := os.Chmod(filepath.Join(cfg.Dir, "unpacked"), 0o711); err != nil {
+	if err := os.Chmod(cfg.UnpackedDir, 0o711); err != nil {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "blob"),

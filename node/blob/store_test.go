@@ -341,7 +341,7 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	}
 	rel()
 	// A crash mid-unpack leaves a read-only temporary tree.
-	left := filepath.Join(s.cfg.Dir, "unpacked", "."+filepath.Base(dir)+".unpack-123")
+	left := filepath.Join(s.cfg.UnpackedDir, "."+filepath.Base(dir)+".unpack-123")
 	if err := os.MkdirAll(filepath.Join(left, "sub"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -362,5 +362,35 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 	}
 	if u := again.Usage(); u.Trees != 1 || u.TreeBytes == 0 || u.Blobs != 1 {
 		t.Fatalf("usage after reopen = %+v", u)
+	}
+}
+
+func TestUnpackedDirElsewhere(t *testing.T) {
+	elsewhere := filepath.Join(t.TempDir(), "trees")
+	s, err := Open(Config{Dir: t.TempDir(), UnpackedDir: elsewhere, Limits: codepkg.DefaultLimits(),
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := testZip(t, 6)
+	if _, err := s.Put(context.Background(), z); err != nil {
+		t.Fatal(err)
+	}
+	dir, rel, err := s.Acquire(context.Background(), IDOf(z))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel()
+	if filepath.Dir(dir) != elsewhere {
+		t.Fatalf("tree at %s, want under %s", dir, elsewhere)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pkg", "file0.py")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(IDOf(z)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.EvictTrees(0); err != nil || n != 1 {
+		t.Fatalf("evicted %d (%v), want the orphan tree", n, err)
 	}
 }

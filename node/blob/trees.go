@@ -27,13 +27,13 @@ type unpackCall struct {
 	err  error
 }
 
-func (s *Store) treeDir(tree string) string { return filepath.Join(s.cfg.Dir, "unpacked", tree) }
+func (s *Store) treeDir(tree string) string { return filepath.Join(s.cfg.UnpackedDir, tree) }
 
 // loadTrees registers the trees already unpacked and removes what an
 // interrupted unpack or eviction left behind (".<tree>.unpack-*",
 // ".evict-*").
 func (s *Store) loadTrees() error {
-	root := filepath.Join(s.cfg.Dir, "unpacked")
+	root := s.cfg.UnpackedDir
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return err
@@ -205,7 +205,7 @@ func (s *Store) EvictTrees(budget int64) (int, error) {
 		if wanted[c.tree] && (budget <= 0 || total <= budget) {
 			break
 		}
-		gone := filepath.Join(s.cfg.Dir, "unpacked", ".evict-"+c.tree+"-"+randomSuffix())
+		gone := filepath.Join(s.cfg.UnpackedDir, ".evict-"+c.tree+"-"+randomSuffix())
 		if err := os.Rename(s.treeDir(c.tree), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.mu.Unlock()
 			return len(victims), err
