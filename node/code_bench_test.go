@@ -73,13 +73,13 @@ type benchNodes struct {
 	limit float64                  // bytes per second each server reads, 0: no limit
 }
 
-func newBenchNodes(b *testing.B, limitBytesPerSec float64, ids ...string) *benchNodes {
+func newBenchNodes(b testing.TB, limitBytesPerSec float64, ids ...string) *benchNodes {
 	return newBenchNodesIn(b, limitBytesPerSec, "", ids...)
 }
 
 // newBenchNodesIn puts the nodes' unpacked trees under unpackedRoot
 // (empty: in their stores).
-func newBenchNodesIn(b *testing.B, limitBytesPerSec float64, unpackedRoot string, ids ...string) *benchNodes {
+func newBenchNodesIn(b testing.TB, limitBytesPerSec float64, unpackedRoot string, ids ...string) *benchNodes {
 	b.Helper()
 	bn := &benchNodes{meta: &fakeCodeMeta{f: fsm.New()}, addrs: map[string]string{}, nodes: map[string]*codeManager{},
 		wire: map[string]*atomic.Int64{}, limit: limitBytesPerSec}

@@ -498,3 +498,6 @@ func randomSuffix() string {
 func (s *Store) CreateTemp(pattern string) (*os.File, error) {
 	return os.CreateTemp(filepath.Join(s.cfg.Dir, "tmp"), pattern)
 }
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.cfg.Dir }
