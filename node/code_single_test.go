@@ -102,6 +102,26 @@ func TestCodeOnOneNode(t *testing.T) {
 	if s := a.CodeStats(); s.Collected != 1 || s.Fetches != 0 {
 		t.Fatalf("stats = %+v", s)
 	}
+
+	// A function whose package has no record (stored before records
+	// existed) gets one from the leader, naming the nodes that hold it.
+	old, _ := pythonFunction(t, "legacy", 0.01, 0)
+	man, err := a.Blobs().Put(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Metadata().Apply(ctx, &fsmpb.CreateFunctionCmd{Header: &fsmpb.Header{AccountId: account}, Name: "legacy",
+		Config: &fsmpb.FunctionConfig{Runtime: "python3.11", Handler: "app.handler", MemoryMb: 128, TimeoutS: 3, EphemeralMb: 512,
+			CodeSha256: man.CodeSha256, CodeSize: man.ZipSize, BlobId: man.ZipSHA256Hex}}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		rec := a.Metadata().View().Blob(man.ZipSHA256Hex)
+		if rec == nil || len(rec.Replicas) != 1 || rec.Replicas[0] != a.NodeID() || rec.PlacementKey != account+"/legacy" {
+			return fmt.Errorf("record = %v", rec)
+		}
+		return nil
+	})
 }
 
 func TestCodeConfigValidate(t *testing.T) {
