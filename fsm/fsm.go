@@ -227,6 +227,12 @@ func (a *applier) apply(t CommandType, cmd Command) (*fsmpb.ApplyResult, error) 
 		return a.upsertNode(c)
 	case *fsmpb.RemoveNodeCmd:
 		return a.removeNode(c)
+	case *fsmpb.PutBlobCmd:
+		return a.putBlob(c)
+	case *fsmpb.UpdateBlobReplicasCmd:
+		return a.updateBlobReplicas(c)
+	case *fsmpb.CollectBlobsCmd:
+		return a.collectBlobs(c)
 	}
 	if res, ok, err := a.applyAsync(cmd); ok {
 		return res, err

@@ -32,6 +32,9 @@ func randomCommand(rng *rand.Rand, r *replica) Command {
 	if rng.IntN(5) == 0 {
 		return randomAsyncCommand(rng, h, fnName)
 	}
+	if rng.IntN(6) == 0 {
+		return randomBlobCommand(rng, h, fnName)
+	}
 	switch rng.IntN(16) {
 	case 0:
 		return &fsmpb.CreateAccountCmd{Header: h, Account: &fsmpb.Account{Id: acct, ConcurrencyLimit: 100 + int32(rng.IntN(900)), UnreservedMinimum: 10}}

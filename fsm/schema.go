@@ -30,6 +30,7 @@ var tablesInOrder = []string{
 	tableAccounts, tableAccessKeys, tableFunctions, tableVersions,
 	tableAliases, tableNodes, tableRequests,
 	tableEventConfigs, tableAsyncEvents,
+	tableBlobs,
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -70,5 +71,6 @@ func schema() *memdb.DBSchema {
 		}},
 		tableEventConfigs: eventConfigsSchema(functionKey),
 		tableAsyncEvents:  asyncEventsSchema(),
+		tableBlobs: blobTableSchema(),
 	}}
 }

@@ -46,6 +46,7 @@ var tableRecords = map[string]recordKind{
 	tableAccounts: recAccount, tableAccessKeys: recAccessKey, tableFunctions: recFunction,
 	tableVersions: recVersion, tableAliases: recAlias, tableNodes: recNode, tableRequests: recRequest,
 	tableEventConfigs: recEventInvokeConfig, tableAsyncEvents: recAsyncEvent,
+	tableBlobs: recBlob,
 }
 
 var recordTables = func() map[recordKind]string {
@@ -78,6 +79,8 @@ func newRecord(kind recordKind) proto.Message {
 		return &fsmpb.EventInvokeConfig{}
 	case recAsyncEvent:
 		return &fsmpb.AsyncEvent{}
+	case recBlob:
+		return &fsmpb.Blob{}
 	}
 	return nil
 }

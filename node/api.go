@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/node/admission"
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/blob"
@@ -30,6 +27,7 @@ import (
 // apiParts are the Agent's API and worker fields.
 type apiParts struct {
 	blobs *blob.Store
+	code  *codeManager
 	pool  *runtime.Pool
 	api   *lambdaapi.Handler
 	// invoker is the node's whole invoke path (admission, routing, the
@@ -43,14 +41,20 @@ type apiParts struct {
 
 func (a *Agent) initAPI() error {
 	var err error
-	a.blobs, err = blob.Open(blob.Config{Dir: filepath.Join(a.cfg.DataDir, "code"), Limits: codepkg.DefaultLimits(), Logger: a.cfg.Logger})
+	a.blobs, err = blob.Open(blob.Config{Dir: filepath.Join(a.cfg.DataDir, "code"), Limits: codepkg.DefaultLimits(),
+		UnpackedBudget: a.cfg.Code.UnpackedBudgetBytes, UnpackedDir: a.cfg.Code.UnpackedDir, Logger: a.cfg.Logger})
+	if err != nil {
+		return err
+	}
+	a.code, err = newCodeManager(a.cfg.Code, codeDeps{self: a.nodeID, store: a.blobs, meta: a.meta, sec: a.sec,
+		isAlive: a.gossip.IsAlive, addrOf: a.grpcAddrOf, isLeader: a.raft.IsLeader, metrics: a.metrics, logger: a.cfg.Logger})
 	if err != nil {
 		return err
 	}
 	pc := runtime.DefaultPoolConfig()
 	pc.StateDir = filepath.Join(a.cfg.DataDir, "sandboxes")
 	pc.LogDir = filepath.Join(a.cfg.DataDir, "logs")
-	pc.Code = a.blobs
+	pc.Code = a.code
 	pc.Logger = a.cfg.Logger
 	if a.cfg.Worker.MemoryBudgetMB > 0 {
 		pc.MemoryBudgetMB = a.cfg.Worker.MemoryBudgetMB
@@ -90,7 +94,7 @@ func (a *Agent) initAPI() error {
 		Logger:     a.cfg.Logger,
 	}, lambdaapi.Deps{
 		Meta:    a.meta,
-		Code:    &codeStore{blobs: a.blobs, meta: a.meta},
+		Code:    &codeStore{m: a.code},
 		Invoker: a.invoker,
 		Async:   a.async,
 		Auth:    auth,
@@ -104,6 +108,7 @@ func (a *Agent) initAPI() error {
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
 	a.mux.Handle("/", a.api)
 	a.async.Start()
+	a.code.start()
 	return nil
 }
 
@@ -125,6 +130,9 @@ func (a *Agent) closeAPI() {
 		if err := a.pool.Close(ctx); err != nil {
 			a.log.Warn("closing the sandbox pool", "err", err)
 		}
+	}
+	if a.code != nil {
+		a.code.close()
 	}
 }
 
@@ -185,60 +193,6 @@ func (s *sigv4Auth) Authenticate(r *http.Request, body []byte) (lambdaapi.Princi
 	}
 	admin, _ := p.Attachment.(bool)
 	return lambdaapi.Principal{AccountID: p.AccountID, AccessKeyID: p.AccessKeyID, Admin: admin}, nil
-}
-
-// codeStore is the Lambda API's view of the blob store: archive rules as
-// InvalidParameterValueException, and the account's code storage limit.
-type codeStore struct {
-	blobs *blob.Store
-	meta  *Metadata
-}
-
-func (c *codeStore) Put(ctx context.Context, accountID string, zip []byte) (lambdaapi.CodeInfo, error) {
-	v := c.meta.View()
-	if acct := v.Account(accountID); acct != nil && acct.CodeStorageLimit > 0 {
-		if used := codeStorageUsed(v, accountID); used+int64(len(zip)) > acct.CodeStorageLimit {
-			return lambdaapi.CodeInfo{}, fmt.Errorf("%w: the account stores %d bytes of code; this %d-byte package would pass its limit of %d",
-				lambdaapi.ErrCodeStorageExceeded, used, len(zip), acct.CodeStorageLimit)
-		}
-	}
-	m, err := c.blobs.Put(ctx, zip)
-	if err != nil {
-		var ce *codepkg.Error
-		if errors.As(err, &ce) {
-			return lambdaapi.CodeInfo{}, fmt.Errorf("%w: %s", lambdaapi.ErrInvalidCode, ce.Message)
-		}
-		return lambdaapi.CodeInfo{}, err
-	}
-	return lambdaapi.CodeInfo{BlobID: m.ZipSHA256Hex, CodeSha256: m.CodeSha256, Size: m.ZipSize, UnpackedSize: m.UnpackedSize}, nil
-}
-
-func (c *codeStore) OpenZip(_ context.Context, blobID string) (io.ReadCloser, int64, error) {
-	rc, size, err := c.blobs.OpenZip(blobID)
-	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-		return nil, 0, &lambdaapi.Error{Status: http.StatusNotFound, Type: "ResourceNotFoundException", Message: "Code package not found on this node"}
-	}
-	return rc, size, err
-}
-
-// codeStorageUsed sums the distinct code packages an account's functions
-// and versions reference, as Lambda counts TotalCodeSize.
-func codeStorageUsed(v *fsm.View, accountID string) int64 {
-	seen := map[string]bool{}
-	var used int64
-	add := func(cfg *fsmpb.FunctionConfig) {
-		if !seen[cfg.BlobId] {
-			seen[cfg.BlobId] = true
-			used += cfg.CodeSize
-		}
-	}
-	for _, fn := range v.Functions(accountID, "", 0) {
-		add(fn.Config)
-		for _, ver := range v.Versions(accountID, fn.Name) {
-			add(ver.Config)
-		}
-	}
-	return used
 }
 
 type keyGenerator struct{}

@@ -282,6 +282,7 @@ func (a *Agent) startCluster() error {
 	a.grpcSrv = cluster.NewGRPCServer(a.sec, a.cfg.Logger, a.metrics)
 	rpcpb.RegisterClusterServer(a.grpcSrv, cluster.NewService(a.raft, a.leaderRemover))
 	a.registerAsync(a.grpcSrv)
+	rpcpb.RegisterBlobServer(a.grpcSrv, &blobService{m: a.code})
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -61,6 +61,8 @@ type Config struct {
 	// Async configures the asynchronous invocation queue (NodeID, Region,
 	// Dir and Logger are filled in by the agent).
 	Async async.Config
+	// Code configures code package replication, repair and collection.
+	Code CodeConfig
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
@@ -79,6 +81,7 @@ func DefaultConfig() Config {
 		MaxRequestBytes: 6 << 20,
 		Cluster:         DefaultClusterConfig(),
 		Async:           async.DefaultConfig(),
+		Code:            DefaultCodeConfig(),
 		Logger:          slog.Default(),
 	}
 }
@@ -105,6 +108,9 @@ func (c *Config) Validate() error {
 		return errors.New("node: Logger is required")
 	}
 	if err := c.Async.Validate(); err != nil {
+		return err
+	}
+	if err := c.Code.Validate(); err != nil {
 		return err
 	}
 	return c.Cluster.validate(c.Dev)

@@ -34,6 +34,7 @@ func runAgent(args []string) error {
 	fs.DurationVar(&cfg.Worker.IdleTimeout, "sandbox-idle-timeout", 0, "how long an idle sandbox stays warm (default: the runtime's)")
 	registerClusterFlags(fs, &cfg)
 	registerAsyncFlags(fs, &cfg)
+	registerCodeFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
 			return err

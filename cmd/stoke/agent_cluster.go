@@ -97,6 +97,8 @@ type fileConfig struct {
 	InsecureNoSandbox  *bool     `toml:"insecure_no_sandbox"`
 	MemoryBudgetMB     *int      `toml:"memory_budget_mb"`
 	SandboxIdleTimeout *duration `toml:"sandbox_idle_timeout"`
+
+	codeFileConfig
 }
 
 type duration time.Duration
@@ -167,5 +169,6 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	if f.SandboxIdleTimeout != nil {
 		cfg.Worker.IdleTimeout = time.Duration(*f.SandboxIdleTimeout)
 	}
+	f.codeFileConfig.apply(cfg)
 	return nil
 }

@@ -1,14 +1,10 @@
-// Package blob is each node's store of code packages, content-addressed by
-// the SHA-256 of the uploaded zip. A blob holds the original zip (served
-// back byte for byte by GetFunction's Code.Location), the package sandboxes
-// unpack (a deterministic tar.zst, see node/codepkg) and its manifest.
-// Unpacked read-only trees, shared by every sandbox of the same code, are
-// created on first use, once, atomically.
 package blob
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -20,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/stokehq/stoke/node/codepkg"
 )
@@ -32,10 +29,14 @@ const (
 )
 
 var (
-	// ErrNotFound: this node does not hold the blob.
+	// ErrNotFound: this node does not hold the blob (or the part asked for).
 	ErrNotFound = errors.New("blob: not found")
-	// ErrCorrupt: the blob's bytes no longer match their checksum.
+	// ErrCorrupt: the blob's bytes no longer match their checksum, or bytes
+	// received for it do not match.
 	ErrCorrupt = errors.New("blob: corrupt")
+	// ErrInvalid: a manifest or stream that cannot describe the blob it
+	// claims to (wrong id, inconsistent sizes, parts out of order).
+	ErrInvalid = errors.New("blob: invalid")
 )
 
 var idRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -43,41 +44,64 @@ var idRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // ValidID reports whether id is a blob id (lowercase hex SHA-256).
 func ValidID(id string) bool { return idRE.MatchString(id) }
 
+// IDOf returns the blob id of a zip.
+func IDOf(zip []byte) string {
+	sum := sha256.Sum256(zip)
+	return hex.EncodeToString(sum[:])
+}
+
 // Config configures a Store.
 type Config struct {
-	// Dir holds blobs/, unpacked/ and tmp/.
+	// Dir holds blobs/, tmp/ and (unless UnpackedDir is set) unpacked/.
 	Dir string
+	// UnpackedDir holds the unpacked trees; empty means Dir/unpacked. It
+	// may be on another file system: a tmpfs makes first cold starts of
+	// large packages several times faster (creating thousands of files is
+	// what unpacking costs on a disk), at the price of memory within
+	// UnpackedBudget and of unpacking again after a reboot.
+	UnpackedDir string
 	// Limits are the archive rules Put enforces.
 	Limits codepkg.Limits
-	Logger *slog.Logger
+	// UnpackedBudget bounds the disk the unpacked trees may use, in bytes
+	// (as their manifests count it). Past it, trees no sandbox uses are
+	// removed least recently used first. 0: no bound.
+	UnpackedBudget int64
+	Logger         *slog.Logger
 }
 
 // Store is one node's blob store. All methods are safe for concurrent use.
+//
+// A blob directory holds manifest.json and package.tar.zst, and code.zip
+// unless the blob is only a cached copy (fetched to run the code, not a
+// replica). The manifest is written last and the directory renamed into
+// place, so a blob is visible only once its files are durable.
 type Store struct {
 	cfg Config
 	log *slog.Logger
 
 	mu        sync.Mutex
-	unpacking map[string]*unpackCall // tar sha -> in-progress unpack
-	refs      map[string]int         // tar sha -> sandboxes using the tree
+	unpacking map[string]*unpackCall // tree (package sha) -> in-progress unpack
+	trees     map[string]*treeInfo   // published unpacked trees
 }
 
-type unpackCall struct {
-	done chan struct{}
-	err  error
-}
-
-// Open opens (creating) the store in cfg.Dir and removes leftovers of
-// interrupted writes.
+// Open opens (creating) the store in cfg.Dir and removes what interrupted
+// writes left: the tmp/ directory, and unpack and eviction leftovers in
+// unpacked/.
 func Open(cfg Config) (*Store, error) {
 	if cfg.Dir == "" || cfg.Logger == nil {
 		return nil, errors.New("blob: Dir and Logger are required")
 	}
+	if cfg.UnpackedBudget < 0 {
+		return nil, fmt.Errorf("blob: UnpackedBudget %d must not be negative", cfg.UnpackedBudget)
+	}
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"blobs", "unpacked", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
+	if cfg.UnpackedDir == "" {
+		cfg.UnpackedDir = filepath.Join(cfg.Dir, "unpacked")
+	}
+	for _, d := range []string{filepath.Join(cfg.Dir, "blobs"), cfg.UnpackedDir, filepath.Join(cfg.Dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("blob: %w", err)
 		}
 	}
@@ -89,21 +113,25 @@ func Open(cfg Config) (*Store, error) {
 	}
 	// Unpacked trees must be readable by sandbox users; nothing secret
 	// lives in them beyond the code itself.
-	if err := os.Chmod(filepath.Join(cfg.Dir, "unpacked"), 0o711); err != nil {
+	if err := os.Chmod(cfg.UnpackedDir, 0o711); err != nil {
 		return nil, err
 	}
-	return &Store{cfg: cfg, log: cfg.Logger.With("component", "blob"),
-		unpacking: map[string]*unpackCall{}, refs: map[string]int{}}, nil
+	s := &Store{cfg: cfg, log: cfg.Logger.With("component", "blob"),
+		unpacking: map[string]*unpackCall{}, trees: map[string]*treeInfo{}}
+	if err := s.loadTrees(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func (s *Store) blobDir(id string) string {
 	return filepath.Join(s.cfg.Dir, "blobs", id[:2], id)
 }
 
-// Path returns the path of a file of a blob (for streaming to peers).
 func (s *Store) path(id, name string) string { return filepath.Join(s.blobDir(id), name) }
 
-// Has reports whether the blob is present (complete) on this node.
+// Has reports whether the blob is present: its manifest and package, so
+// this node can run the code.
 func (s *Store) Has(id string) bool {
 	if !ValidID(id) {
 		return false
@@ -112,13 +140,23 @@ func (s *Store) Has(id string) bool {
 	return err == nil
 }
 
-// Put validates zip, converts it and stores the blob durably (fsynced)
-// before returning. Putting a blob that exists returns its manifest. Refusals
-// of the archive are *codepkg.Error values.
+// HasZip reports whether the blob is complete here (the original zip
+// too): what a replica holds.
+func (s *Store) HasZip(id string) bool {
+	if !s.Has(id) {
+		return false
+	}
+	_, err := os.Stat(s.path(id, zipFile))
+	return err == nil
+}
+
+// Put validates zip, converts it and stores the complete blob durably
+// (fsynced) before returning. Putting a blob that exists returns its
+// manifest (adding the zip to a cached copy). Refusals of the archive are
+// *codepkg.Error values.
 func (s *Store) Put(ctx context.Context, zip []byte) (*codepkg.Manifest, error) {
-	sum := sha256.Sum256(zip)
-	id := hex.EncodeToString(sum[:])
-	if s.Has(id) {
+	id := IDOf(zip)
+	if s.HasZip(id) {
 		return s.Manifest(id)
 	}
 	tmp, err := os.MkdirTemp(filepath.Join(s.cfg.Dir, "tmp"), "put-")
@@ -143,33 +181,56 @@ func (s *Store) Put(ctx context.Context, zip []byte) (*codepkg.Manifest, error) 
 	if err := writeSynced(filepath.Join(tmp, zipFile), zip); err != nil {
 		return nil, err
 	}
-	return m, s.commit(tmp, id, m)
-}
-
-// commit writes the manifest last and renames the complete directory into
-// place: a blob is visible only once all its files are durable.
-func (s *Store) commit(tmp, id string, m *codepkg.Manifest) error {
 	js, err := json.Marshal(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := writeSynced(filepath.Join(tmp, manifestFile), js); err != nil {
-		return err
+	if _, err := s.commit(tmp, id, js); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// commit publishes a complete temporary blob directory: it writes the
+// manifest last, then renames the directory into place. If a copy without
+// the zip is already there and tmp has one, the zip is moved into it.
+// created is false when the blob was already complete.
+func (s *Store) commit(tmp, id string, manifest []byte) (created bool, err error) {
+	if err := writeSynced(filepath.Join(tmp, manifestFile), manifest); err != nil {
+		return false, err
 	}
 	if err := syncDir(tmp); err != nil {
-		return err
+		return false, err
 	}
 	final := s.blobDir(id)
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		return err
+		return false, err
+	}
+	if s.Has(id) {
+		return s.addZip(tmp, id)
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		if s.Has(id) {
-			return nil // a concurrent Put of the same zip won
+			return s.addZip(tmp, id) // a concurrent writer won
 		}
-		return fmt.Errorf("blob: publish %s: %w", id, err)
+		return false, fmt.Errorf("blob: publish %s: %w", id, err)
 	}
-	return syncDir(filepath.Dir(final))
+	return true, syncDir(filepath.Dir(final))
+}
+
+// addZip completes a cached copy with the zip in tmp, if tmp has one.
+func (s *Store) addZip(tmp, id string) (bool, error) {
+	if s.HasZip(id) {
+		return false, nil
+	}
+	src := filepath.Join(tmp, zipFile)
+	if _, err := os.Stat(src); err != nil {
+		return false, nil // neither copy has the zip
+	}
+	if err := os.Rename(src, s.path(id, zipFile)); err != nil {
+		return false, fmt.Errorf("blob: add zip to %s: %w", id, err)
+	}
+	return true, syncDir(s.blobDir(id))
 }
 
 // Manifest returns a stored blob's manifest.
@@ -184,18 +245,50 @@ func (s *Store) Manifest(id string) (*codepkg.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := ParseManifest(id, js)
+	if err != nil {
+		return nil, fmt.Errorf("%w: manifest of %s: %v", ErrCorrupt, id, err)
+	}
+	return m, nil
+}
+
+// ManifestJSON returns a stored blob's manifest as stored (for peers).
+func (s *Store) ManifestJSON(id string) ([]byte, error) {
+	if _, err := s.Manifest(id); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(s.path(id, manifestFile))
+}
+
+// ParseManifest decodes a manifest and checks that it can describe blob
+// id: its zip digest is the id, in hex and in Lambda's base64, and its
+// sizes and package digest are well formed.
+func ParseManifest(id string, js []byte) (*codepkg.Manifest, error) {
 	var m codepkg.Manifest
 	if err := json.Unmarshal(js, &m); err != nil {
-		return nil, fmt.Errorf("%w: manifest of %s: %v", ErrCorrupt, id, err)
+		return nil, fmt.Errorf("%w: manifest: %v", ErrInvalid, err)
+	}
+	raw, _ := hex.DecodeString(id)
+	switch {
+	case !ValidID(id) || m.ZipSHA256Hex != id:
+		return nil, fmt.Errorf("%w: manifest is for zip %q, not %q", ErrInvalid, m.ZipSHA256Hex, id)
+	case m.CodeSha256 != base64.StdEncoding.EncodeToString(raw):
+		return nil, fmt.Errorf("%w: manifest CodeSha256 %q does not match %s", ErrInvalid, m.CodeSha256, id)
+	case !ValidID(m.TarZstSHA256Hex):
+		return nil, fmt.Errorf("%w: manifest package digest %q", ErrInvalid, m.TarZstSHA256Hex)
+	case m.ZipSize <= 0 || m.TarZstSize <= 0 || m.UnpackedSize < 0:
+		return nil, fmt.Errorf("%w: manifest sizes zip %d, package %d, unpacked %d", ErrInvalid, m.ZipSize, m.TarZstSize, m.UnpackedSize)
 	}
 	return &m, nil
 }
 
 // OpenZip streams the original zip. The reader verifies the bytes against
-// the blob id as they are read and fails at EOF if they do not match.
+// the blob id as they are read and fails at EOF, with ErrCorrupt, if they
+// do not match: a caller that must not pass on corrupt bytes holds back
+// the data of the read that returned the error (or calls VerifyZip first).
 func (s *Store) OpenZip(id string) (io.ReadCloser, int64, error) {
-	if !s.Has(id) {
-		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
+	if !s.HasZip(id) {
+		return nil, 0, fmt.Errorf("%w: zip of %s", ErrNotFound, id)
 	}
 	return s.openVerified(id, zipFile, id)
 }
@@ -211,6 +304,9 @@ func (s *Store) OpenPackage(id string) (io.ReadCloser, int64, error) {
 
 func (s *Store) openVerified(id, name, wantHex string) (io.ReadCloser, int64, error) {
 	f, err := os.Open(s.path(id, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, fmt.Errorf("%w: %s/%s", ErrNotFound, id, name)
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -240,12 +336,22 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 
 func (v *verifyingReader) Close() error { return v.f.Close() }
 
-// Delete removes a blob (and leaves its unpacked tree to the tree GC).
+// Delete removes a blob. Its unpacked tree stays until the tree eviction
+// finds no blob left for it and no sandbox using it.
 func (s *Store) Delete(id string) error {
 	if !ValidID(id) {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	return os.RemoveAll(s.blobDir(id))
+	// Rename first so that Has turns false at once and a reader never
+	// sees a half-removed directory.
+	gone := filepath.Join(s.cfg.Dir, "tmp", "delete-"+id+"-"+randomSuffix())
+	if err := os.Rename(s.blobDir(id), gone); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("blob: delete %s: %w", id, err)
+	}
+	return os.RemoveAll(gone)
 }
 
 // List returns the ids of every blob on this node.
@@ -269,78 +375,87 @@ func (s *Store) List() ([]string, error) {
 	return out, nil
 }
 
-// Acquire returns the unpacked, read-only tree of a blob, unpacking it on
-// first use; concurrent callers for the same code share one unpack.
-// release must be called when the tree is no longer in use. Acquire
-// implements runtime.CodeSource.
-func (s *Store) Acquire(ctx context.Context, id string) (string, func(), error) {
-	m, err := s.Manifest(id)
+// StoredAt is when the blob was stored on this node (its manifest's
+// modification time).
+func (s *Store) StoredAt(id string) (time.Time, error) {
+	if !ValidID(id) {
+		return time.Time{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	fi, err := os.Stat(s.path(id, manifestFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return time.Time{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
 	if err != nil {
-		return "", nil, err
+		return time.Time{}, err
 	}
-	tree := m.TarZstSHA256Hex
-	dir := filepath.Join(s.cfg.Dir, "unpacked", tree)
-	for {
-		s.mu.Lock()
-		if _, err := os.Stat(dir); err == nil {
-			s.refs[tree]++
-			s.mu.Unlock()
-			return dir, s.releaser(tree), nil
-		}
-		call, busy := s.unpacking[tree]
-		if !busy {
-			call = &unpackCall{done: make(chan struct{})}
-			s.unpacking[tree] = call
-			s.mu.Unlock()
-			call.err = s.unpack(ctx, id, dir, tree)
-			s.mu.Lock()
-			delete(s.unpacking, tree)
-			close(call.done)
-			s.mu.Unlock()
-			if call.err != nil {
-				return "", nil, call.err
-			}
-			continue
-		}
-		s.mu.Unlock()
-		select {
-		case <-call.done:
-			if call.err != nil {
-				return "", nil, call.err
-			}
-		case <-ctx.Done():
-			return "", nil, ctx.Err()
-		}
-	}
+	return fi.ModTime(), nil
 }
 
-func (s *Store) unpack(ctx context.Context, id, dir, tree string) error {
-	rc, _, err := s.OpenPackage(id)
+// Verify re-reads every file of a blob and checks it against its digest:
+// the package against the manifest, the zip (when present) against the
+// id. It returns ErrCorrupt for a mismatch or an unreadable manifest.
+func (s *Store) Verify(id string) error {
+	if _, err := s.Manifest(id); err != nil {
+		return err
+	}
+	if err := s.verifyPart(s.OpenPackage(id)); err != nil {
+		return err
+	}
+	if !s.HasZip(id) {
+		return nil
+	}
+	return s.VerifyZip(id)
+}
+
+// VerifyZip checks the zip alone (before serving it for download).
+func (s *Store) VerifyZip(id string) error { return s.verifyPart(s.OpenZip(id)) }
+
+func (s *Store) verifyPart(rc io.ReadCloser, _ int64, err error) error {
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	if err := codepkg.Unpack(ctx, rc, dir, tree); err != nil {
-		if errors.Is(err, codepkg.ErrChecksumMismatch) || errors.Is(err, codepkg.ErrBadPackage) {
-			return fmt.Errorf("%w: %s: %v", ErrCorrupt, id, err)
-		}
-		return err
-	}
-	s.log.Debug("unpacked code", "blob", id, "tree", tree)
-	return nil
+	_, err = io.Copy(io.Discard, rc)
+	return err
 }
 
-func (s *Store) releaser(tree string) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			if s.refs[tree]--; s.refs[tree] <= 0 {
-				delete(s.refs, tree)
-			}
-			s.mu.Unlock()
-		})
+// Usage is the disk a store uses, as its manifests count it.
+type Usage struct {
+	Blobs        int
+	BlobBytes    int64 // zips and packages
+	Trees        int
+	TreeBytes    int64 // unpacked trees
+	TreesInUse   int
+	CachedCopies int // blobs held without their zip
+}
+
+// Usage sums the store's blobs and trees.
+func (s *Store) Usage() Usage {
+	var u Usage
+	ids, _ := s.List()
+	for _, id := range ids {
+		m, err := s.Manifest(id)
+		if err != nil {
+			continue
+		}
+		u.Blobs++
+		u.BlobBytes += m.TarZstSize
+		if s.HasZip(id) {
+			u.BlobBytes += m.ZipSize
+		} else {
+			u.CachedCopies++
+		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.trees {
+		u.Trees++
+		u.TreeBytes += t.size
+		if t.refs > 0 {
+			u.TreesInUse++
+		}
+	}
+	return u
 }
 
 func writeSynced(path string, data []byte) error {
@@ -371,3 +486,18 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+func randomSuffix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// CreateTemp creates a temporary file inside the store's tmp/ directory
+// (on the store's file system, emptied at Open).
+func (s *Store) CreateTemp(pattern string) (*os.File, error) {
+	return os.CreateTemp(filepath.Join(s.cfg.Dir, "tmp"), pattern)
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.cfg.Dir }

@@ -45,9 +45,11 @@ var ErrCodeStorageExceeded = errors.New("code storage limit exceeded")
 
 // CodeStore validates, stores and serves function code packages.
 type CodeStore interface {
-	// Put validates zip, stores it durably and returns its identity.
-	// Errors wrapping ErrInvalidCode are the user's fault.
-	Put(ctx context.Context, accountID string, zip []byte) (CodeInfo, error)
+	// Put validates zip, stores it durably and returns its identity; the
+	// code is for function, which the store may use to place it where
+	// the function will run. Errors wrapping ErrInvalidCode are the
+	// user's fault.
+	Put(ctx context.Context, accountID, function string, zip []byte) (CodeInfo, error)
 	// OpenZip returns the original zip of a stored package.
 	OpenZip(ctx context.Context, blobID string) (io.ReadCloser, int64, error)
 }

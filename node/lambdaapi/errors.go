@@ -30,7 +30,10 @@ func newError(status int, typ, format string, args ...any) *Error {
 	return &Error{Status: status, Type: typ, Message: fmt.Sprintf(format, args...)}
 }
 
-// Constructors for every exception the API raises.
+// Constructors for every exception the API raises. Some exist before the
+// operation that raises them does.
+//
+//lint:file-ignore U1000 every Lambda exception keeps its constructor, used or not yet
 func invalidParameter(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, "InvalidParameterValueException", format, args...)
 }

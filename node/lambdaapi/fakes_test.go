@@ -64,7 +64,7 @@ type fakeCode struct {
 	zips map[string][]byte
 }
 
-func (c *fakeCode) Put(_ context.Context, _ string, zip []byte) (CodeInfo, error) {
+func (c *fakeCode) Put(_ context.Context, _, _ string, zip []byte) (CodeInfo, error) {
 	if !bytes.HasPrefix(zip, []byte("PK")) {
 		return CodeInfo{}, fmt.Errorf("%w: Could not unzip uploaded file.", ErrInvalidCode)
 	}

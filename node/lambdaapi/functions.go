@@ -103,7 +103,7 @@ func (h *Handler) createFunction(req *request) (any, int, *Error) {
 	if h.deps.Meta.View().Function(ref.AccountID, ref.Name) != nil {
 		return nil, 0, conflict("Function already exist: %s", ref.Name)
 	}
-	code, apiErr := h.putCode(req, in.Code.ZipFile)
+	code, apiErr := h.putCode(req, ref.Name, in.Code.ZipFile)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -153,8 +153,8 @@ func (h *Handler) openEnvironment(account, name string, cfg *fsmpb.FunctionConfi
 	return vars, nil
 }
 
-func (h *Handler) putCode(req *request, zip []byte) (CodeInfo, *Error) {
-	info, err := h.deps.Code.Put(req.ctx, req.caller.AccountID, zip)
+func (h *Handler) putCode(req *request, function string, zip []byte) (CodeInfo, *Error) {
+	info, err := h.deps.Code.Put(req.ctx, req.caller.AccountID, function, zip)
 	switch {
 	case err == nil:
 		return info, nil
@@ -361,7 +361,7 @@ func (h *Handler) updateFunctionCode(req *request) (any, int, *Error) {
 	if in.RevisionID != nil && *in.RevisionID != fn.RevisionId {
 		return nil, 0, preconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
 	}
-	code, apiErr := h.putCode(req, in.ZipFile)
+	code, apiErr := h.putCode(req, ref.Name, in.ZipFile)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

@@ -279,21 +279,8 @@ func (h *Handler) getAccountSettings(req *request) (any, int, *Error) {
 	if acct == nil {
 		return nil, 0, notFound("Account not found: %s", req.caller.AccountID)
 	}
-	usage := accountUsage{}
-	seen := map[string]bool{}
-	count := func(cfg *fsmpb.FunctionConfig) {
-		if !seen[cfg.BlobId] {
-			seen[cfg.BlobId] = true
-			usage.TotalCodeSize += cfg.CodeSize
-		}
-	}
-	for _, fn := range v.Functions(acct.Id, "", 0) {
-		usage.FunctionCount++
-		count(fn.Config)
-		for _, ver := range v.Versions(acct.Id, fn.Name) {
-			count(ver.Config)
-		}
-	}
+	// The same count the code store checks the limit against.
+	usage := accountUsage{TotalCodeSize: v.CodeStorageUsed(acct.Id), FunctionCount: int64(len(v.Functions(acct.Id, "", 0)))}
 	reserved := v.ReservedConcurrency(acct.Id, "")
 	return accountSettings{
 		AccountLimit: accountLimit{

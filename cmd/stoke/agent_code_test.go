@@ -1,0 +1,34 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stokehq/stoke/node"
+)
+
+func TestCodeSettingsFromFileAndFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.toml")
+	if err := os.WriteFile(path, []byte("code_replicas = 5\ncode_gc_grace = \"10m\"\ncode_unpacked_budget_bytes = 1000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.DefaultConfig()
+	level := "info"
+	if err := loadConfigFile(path, &cfg, &level); err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Code; c.Replicas != 5 || c.GCGrace != 10*time.Minute || c.UnpackedBudgetBytes != 1_000_000 || c.MinReplicas != 2 {
+		t.Fatalf("code settings from the file: %+v", c)
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	registerCodeFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--code-replicas=2", "--code-scrub-interval=1h"}); err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Code; c.Replicas != 2 || c.ScrubInterval != time.Hour || c.GCGrace != 10*time.Minute {
+		t.Fatalf("code settings after flags: %+v", c)
+	}
+}
