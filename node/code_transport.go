@@ -75,14 +75,6 @@ func (p *blobPeers) close() {
 	}
 }
 
-// bearerToken attaches the cluster token to every blob call.
-type bearerToken string
-
-func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
-}
-func (bearerToken) RequireTransportSecurity() bool { return true }
-
 // blobStatus turns a local blob error into the gRPC status a peer sees.
 func blobStatus(err error) error {
 	switch {
