@@ -92,9 +92,9 @@ var commands = map[CommandType]commandInfo{
 	CmdAsyncUpdate:             {"AsyncUpdate", func() Command { return &fsmpb.AsyncUpdateCmd{} }},
 	CmdAsyncRedrive:            {"AsyncRedrive", func() Command { return &fsmpb.AsyncRedriveCmd{} }},
 	CmdAsyncPurge:              {"AsyncPurge", func() Command { return &fsmpb.AsyncPurgeCmd{} }},
-	CmdPutBlob:                   {"PutBlob", func() Command { return &fsmpb.PutBlobCmd{} }},
-	CmdUpdateBlobReplicas:        {"UpdateBlobReplicas", func() Command { return &fsmpb.UpdateBlobReplicasCmd{} }},
-	CmdCollectBlobs:              {"CollectBlobs", func() Command { return &fsmpb.CollectBlobsCmd{} }},
+	CmdPutBlob:                 {"PutBlob", func() Command { return &fsmpb.PutBlobCmd{} }},
+	CmdUpdateBlobReplicas:      {"UpdateBlobReplicas", func() Command { return &fsmpb.UpdateBlobReplicasCmd{} }},
+	CmdCollectBlobs:            {"CollectBlobs", func() Command { return &fsmpb.CollectBlobsCmd{} }},
 }
 
 func (t CommandType) String() string {

@@ -71,6 +71,6 @@ func schema() *memdb.DBSchema {
 		}},
 		tableEventConfigs: eventConfigsSchema(functionKey),
 		tableAsyncEvents:  asyncEventsSchema(),
-		tableBlobs: blobTableSchema(),
+		tableBlobs:        blobTableSchema(),
 	}}
 }
