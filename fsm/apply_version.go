@@ -77,6 +77,9 @@ func (a *applier) deleteVersion(fn *fsmpb.Function, version int64) (*fsmpb.Apply
 	if err := a.txn.Delete(tableVersions, raw); err != nil {
 		return nil, errorf(CodeInvalid, "delete version: %v", err)
 	}
+	if err := a.dropProvisioned(fn.AccountId, fn.Name, strconv.FormatInt(version, 10)); err != nil {
+		return nil, err
+	}
 	return &fsmpb.ApplyResult{Function: fn, Version: raw.(*fsmpb.Version)}, nil
 }
 
@@ -227,6 +230,9 @@ func (a *applier) deleteAlias(c *fsmpb.DeleteAliasCmd) (*fsmpb.ApplyResult, erro
 	al := raw.(*fsmpb.Alias)
 	if err := a.txn.Delete(tableAliases, al); err != nil {
 		return nil, errorf(CodeInvalid, "delete alias: %v", err)
+	}
+	if err := a.dropProvisioned(al.AccountId, al.FunctionName, al.Name); err != nil {
+		return nil, err
 	}
 	return &fsmpb.ApplyResult{Alias: al}, nil
 }

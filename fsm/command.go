@@ -40,6 +40,13 @@ const (
 	CmdUpdateAccount
 )
 
+// Command types 30-39 belong to placement (issue 6).
+const (
+	CmdPutProvisionedConcurrency       CommandType = 30
+	CmdDeleteProvisionedConcurrency    CommandType = 31
+	CmdSetProvisionedConcurrencyStatus CommandType = 32
+)
+
 // IgnorableFlag marks a command type that replicas may skip when unknown.
 const IgnorableFlag CommandType = 0x80
 
@@ -75,6 +82,14 @@ var commands = map[CommandType]commandInfo{
 	CmdUpsertNode:                {"UpsertNode", func() Command { return &fsmpb.UpsertNodeCmd{} }},
 	CmdRemoveNode:                {"RemoveNode", func() Command { return &fsmpb.RemoveNodeCmd{} }},
 	CmdUpdateAccount:             {"UpdateAccount", func() Command { return &fsmpb.UpdateAccountCmd{} }},
+
+	CmdPutProvisionedConcurrency: {"PutProvisionedConcurrency", func() Command { return &fsmpb.PutProvisionedConcurrencyCmd{} }},
+	CmdDeleteProvisionedConcurrency: {"DeleteProvisionedConcurrency", func() Command {
+		return &fsmpb.DeleteProvisionedConcurrencyCmd{}
+	}},
+	CmdSetProvisionedConcurrencyStatus: {"SetProvisionedConcurrencyStatus", func() Command {
+		return &fsmpb.SetProvisionedConcurrencyStatusCmd{}
+	}},
 }
 
 func (t CommandType) String() string {

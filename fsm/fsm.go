@@ -225,6 +225,12 @@ func (a *applier) apply(t CommandType, cmd Command) (*fsmpb.ApplyResult, error) 
 		return a.upsertNode(c)
 	case *fsmpb.RemoveNodeCmd:
 		return a.removeNode(c)
+	case *fsmpb.PutProvisionedConcurrencyCmd:
+		return a.putProvisionedConcurrency(c)
+	case *fsmpb.DeleteProvisionedConcurrencyCmd:
+		return a.deleteProvisionedConcurrency(c)
+	case *fsmpb.SetProvisionedConcurrencyStatusCmd:
+		return a.setProvisionedConcurrencyStatus(c)
 	}
 	// Every registered type has a case above; a test walks the registry.
 	return nil, errorf(CodeInvalid, "no handler for %s", t)

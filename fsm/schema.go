@@ -13,6 +13,8 @@ const (
 	tableAliases    = "aliases"
 	tableNodes      = "nodes"
 	tableRequests   = "requests"
+	// tableProvisioned holds provisioned concurrency configs (issue 6).
+	tableProvisioned = "provisioned_concurrency"
 )
 
 // Index names shared by several tables.
@@ -26,6 +28,7 @@ const (
 var tablesInOrder = []string{
 	tableAccounts, tableAccessKeys, tableFunctions, tableVersions,
 	tableAliases, tableNodes, tableRequests,
+	tableProvisioned,
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -64,5 +67,6 @@ func schema() *memdb.DBSchema {
 		tableRequests: {Name: tableRequests, Indexes: map[string]*memdb.IndexSchema{
 			indexID: {Name: indexID, Unique: true, Indexer: str("RequestId")},
 		}},
+		tableProvisioned: provisionedTable(functionKey),
 	}}
 }

@@ -29,7 +29,9 @@ const (
 	recAlias
 	recNode
 	recRequest
-	recEnd recordKind = 0xFF
+	// Kinds 30-39 belong to placement (issue 6).
+	recProvisioned recordKind = 30
+	recEnd         recordKind = 0xFF
 )
 
 const snapshotFormat = 1
@@ -41,6 +43,7 @@ const maxRecordBytes = 16 << 20
 var tableRecords = map[string]recordKind{
 	tableAccounts: recAccount, tableAccessKeys: recAccessKey, tableFunctions: recFunction,
 	tableVersions: recVersion, tableAliases: recAlias, tableNodes: recNode, tableRequests: recRequest,
+	tableProvisioned: recProvisioned,
 }
 
 var recordTables = func() map[recordKind]string {
@@ -69,6 +72,8 @@ func newRecord(kind recordKind) proto.Message {
 		return &fsmpb.Node{}
 	case recRequest:
 		return &fsmpb.RequestRecord{}
+	case recProvisioned:
+		return &fsmpb.ProvisionedConcurrencyConfig{}
 	}
 	return nil
 }
