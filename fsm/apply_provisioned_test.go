@@ -90,7 +90,7 @@ var provisionedApplyCases = []struct {
 		cmd: &fsmpb.SetProvisionedConcurrencyStatusCmd{Header: hdr(testAccount), FunctionName: "fn", Qualifier: "1",
 			Status: ProvisionedReady, Allocated: 6, ExpectedRevisionId: revisionAfterPut}, want: CodeInvalid},
 	{name: "set status of a missing config", setup: provisionedSetup,
-		cmd: &fsmpb.SetProvisionedConcurrencyStatusCmd{Header: hdr(testAccount), FunctionName: "fn", Qualifier: "1", Status: ProvisionedReady},
+		cmd:  &fsmpb.SetProvisionedConcurrencyStatusCmd{Header: hdr(testAccount), FunctionName: "fn", Qualifier: "1", Status: ProvisionedReady},
 		want: CodeNotFound},
 	{name: "delete provisioned", setup: withSetup(putPC("fn", "1", 5)),
 		cmd: &fsmpb.DeleteProvisionedConcurrencyCmd{Header: hdr(testAccount), FunctionName: "fn", Qualifier: "1"},
