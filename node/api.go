@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stokehq/stoke/fsm"
-	"github.com/stokehq/stoke/node/admission"
 	"github.com/stokehq/stoke/node/blob"
 	"github.com/stokehq/stoke/node/codepkg"
 	"github.com/stokehq/stoke/node/lambdaapi"
@@ -88,6 +87,7 @@ func (a *Agent) initAPI() error {
 		Sealer:  a.sealer,
 		Keys:    keyGenerator{},
 		Metrics: metrics,
+		Usage:   a,
 	})
 	if err != nil {
 		return err
@@ -97,12 +97,9 @@ func (a *Agent) initAPI() error {
 	return nil
 }
 
-func (a *Agent) newInvoker() lambdaapi.Invoker {
-	return &localInvoker{
-		nodeID: a.nodeID, region: a.cfg.Region, meta: a.meta, sealer: a.sealer,
-		admit: admission.NewLimiter(), pool: a.pool, work: a.BeginWork,
-	}
-}
+// newInvoker builds the node's invoke path: cluster-wide admission,
+// placement and forwarding around the local pool (routing.go).
+func (a *Agent) newInvoker() lambdaapi.Invoker { return a.initRouting() }
 
 func (a *Agent) closeAPI() {
 	if a.pool != nil {

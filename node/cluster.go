@@ -281,6 +281,7 @@ func (a *Agent) startCluster() error {
 
 	a.grpcSrv = cluster.NewGRPCServer(a.sec, a.cfg.Logger, a.metrics)
 	rpcpb.RegisterClusterServer(a.grpcSrv, cluster.NewService(a.raft, a.leaderRemover))
+	a.registerRoutingServices(a.grpcSrv)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -317,6 +318,7 @@ func (a *Agent) startCluster() error {
 	}
 	a.wg.Add(1)
 	go a.forgetReaped()
+	a.startRouting(a.dialer)
 	return nil
 }
 

@@ -56,6 +56,9 @@ type Config struct {
 
 	// Worker configures this node's sandboxes.
 	Worker WorkerConfig
+	// Routing configures placement, forwarding, cluster-wide admission and
+	// provisioned concurrency.
+	Routing RoutingConfig
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
@@ -73,6 +76,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout: 15 * time.Second,
 		MaxRequestBytes: 6 << 20,
 		Cluster:         DefaultClusterConfig(),
+		Routing:         DefaultRoutingConfig(),
 		Logger:          slog.Default(),
 	}
 }
@@ -97,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")
+	}
+	if err := c.Routing.validate(); err != nil {
+		return err
 	}
 	return c.Cluster.validate(c.Dev)
 }

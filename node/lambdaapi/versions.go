@@ -294,6 +294,14 @@ func (h *Handler) getAccountSettings(req *request) (any, int, *Error) {
 			count(ver.Config)
 		}
 	}
+	if h.deps.Usage != nil {
+		if n, err := h.deps.Usage.AccountConcurrency(req.ctx, acct.Id); err == nil {
+			used := int64(n)
+			usage.ConcurrentExecutions = &used
+		} else {
+			h.log.Debug("cluster-wide concurrency unavailable", "err", err)
+		}
+	}
 	reserved := v.ReservedConcurrency(acct.Id, "")
 	return accountSettings{
 		AccountLimit: accountLimit{

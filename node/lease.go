@@ -1,0 +1,247 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/stokehq/stoke/cluster"
+	"github.com/stokehq/stoke/node/admission"
+	"github.com/stokehq/stoke/proto/fsmpb"
+	"github.com/stokehq/stoke/proto/rpcpb"
+)
+
+// This file wires cluster-wide admission into the agent: the Raft leader
+// runs the lease coordinator (admission.Coordinator) and serves it over
+// gRPC; every node's LeaseAdmitter renews through leaseClient, in-process
+// when the node leads.
+
+// coordinatorHost holds the coordinator while this node leads.
+type coordinatorHost struct {
+	mu    sync.Mutex
+	coord *admission.Coordinator
+}
+
+func (h *coordinatorHost) get() *admission.Coordinator {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.coord
+}
+
+// routingLeadership starts a coordinator with a new epoch (the Raft term)
+// when this node becomes leader and drops it when it stops leading.
+func (a *Agent) routingLeadership(isLeader bool) {
+	h := &a.coordHost
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !isLeader {
+		h.coord = nil
+		return
+	}
+	coord, err := admission.NewCoordinator(a.cfg.Routing.Coordinator, a.poolLimits, a.raft.Term(), time.Now())
+	if err != nil {
+		a.log.Error("lease coordinator not started", "err", err)
+		return
+	}
+	h.coord = coord
+	a.log.Info("lease coordinator started", "epoch", coord.Epoch())
+}
+
+// ErrNotCoordinator: the node asked is not the Raft leader (any more).
+var ErrNotCoordinator = errors.New("node: not the lease coordinator")
+
+// leaseClient is the LeaseAdmitter's way to the coordinator.
+type leaseClient struct{ a *Agent }
+
+func (c leaseClient) RenewLeases(ctx context.Context, holder string, demands []admission.Demand) ([]admission.Grant, error) {
+	if coord := c.a.coordHost.get(); coord != nil {
+		return coord.Renew(holder, demands, time.Now())
+	}
+	client, err := c.a.coordinatorClient()
+	if err != nil {
+		return nil, err
+	}
+	req := &rpcpb.RenewLeasesRequest{NodeId: holder}
+	for _, d := range demands {
+		req.Demands = append(req.Demands, &rpcpb.LeaseDemand{
+			Pool:     &rpcpb.LeasePool{AccountId: d.Pool.AccountID, Function: d.Pool.Function},
+			InFlight: uint32(max(d.InFlight, 0)), Want: uint32(max(d.Want, 0)),
+			HeldEpoch: d.Held.Epoch, HeldSeq: d.Held.Seq, HeldSlots: uint32(max(d.HeldSlots, 0)),
+			HeldRemainingMs: d.HeldRemaining.Milliseconds(),
+		})
+	}
+	resp, err := client.RenewLeases(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("renew leases: %w", err)
+	}
+	if resp.NotLeader {
+		return nil, ErrNotCoordinator
+	}
+	out := make([]admission.Grant, 0, len(resp.Grants))
+	for _, g := range resp.Grants {
+		out = append(out, admission.Grant{
+			Pool: admission.Pool{AccountID: g.Pool.GetAccountId(), Function: g.Pool.GetFunction()},
+			ID:   admission.GrantID{Epoch: g.Epoch, Seq: g.Seq}, Slots: int(g.Slots), TTL: time.Duration(g.TtlMs) * time.Millisecond,
+		})
+	}
+	return out, nil
+}
+
+// coordinatorClient dials the current leader's Coordinator service.
+func (a *Agent) coordinatorClient() (rpcpb.CoordinatorClient, error) {
+	leader, _ := a.raft.Leader()
+	if leader == "" {
+		return nil, cluster.ErrNoLeader
+	}
+	addr, ok := a.grpcAddrOf(leader)
+	if !ok {
+		return nil, fmt.Errorf("node: no gRPC address for leader %s", leader)
+	}
+	cc, err := a.dialer.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return rpcpb.NewCoordinatorClient(cc), nil
+}
+
+// coordinatorService serves the coordinator to other nodes.
+type coordinatorService struct {
+	rpcpb.UnimplementedCoordinatorServer
+	a *Agent
+}
+
+func (s *coordinatorService) RenewLeases(_ context.Context, req *rpcpb.RenewLeasesRequest) (*rpcpb.RenewLeasesResponse, error) {
+	coord := s.a.coordHost.get()
+	if coord == nil {
+		leader, _ := s.a.raft.Leader()
+		return &rpcpb.RenewLeasesResponse{NotLeader: true, LeaderId: leader}, nil
+	}
+	demands := make([]admission.Demand, 0, len(req.Demands))
+	for _, d := range req.Demands {
+		demands = append(demands, admission.Demand{
+			Pool:     admission.Pool{AccountID: d.Pool.GetAccountId(), Function: d.Pool.GetFunction()},
+			InFlight: int(d.InFlight), Want: int(d.Want),
+			Held: admission.GrantID{Epoch: d.HeldEpoch, Seq: d.HeldSeq}, HeldSlots: int(d.HeldSlots),
+			HeldRemaining: time.Duration(d.HeldRemainingMs) * time.Millisecond,
+		})
+	}
+	grants, err := coord.Renew(req.NodeId, demands, time.Now())
+	if errors.Is(err, admission.ErrStaleCoordinator) {
+		return &rpcpb.RenewLeasesResponse{NotLeader: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp := &rpcpb.RenewLeasesResponse{Grants: make([]*rpcpb.LeaseGrant, 0, len(grants))}
+	for _, g := range grants {
+		resp.Grants = append(resp.Grants, &rpcpb.LeaseGrant{
+			Pool:  &rpcpb.LeasePool{AccountId: g.Pool.AccountID, Function: g.Pool.Function},
+			Epoch: g.ID.Epoch, Seq: g.ID.Seq, Slots: uint32(g.Slots), TtlMs: g.TTL.Milliseconds(),
+		})
+	}
+	return resp, nil
+}
+
+func (s *coordinatorService) ConcurrencyUsage(_ context.Context, req *rpcpb.ConcurrencyUsageRequest) (*rpcpb.ConcurrencyUsageResponse, error) {
+	coord := s.a.coordHost.get()
+	if coord == nil {
+		return &rpcpb.ConcurrencyUsageResponse{NotLeader: true}, nil
+	}
+	return &rpcpb.ConcurrencyUsageResponse{InFlight: uint32(coord.InFlight(req.AccountId, time.Now()))}, nil
+}
+
+func (s *coordinatorService) ReportProvisioned(_ context.Context, req *rpcpb.ReportProvisionedRequest) (*rpcpb.ReportProvisionedResponse, error) {
+	if s.a.coordHost.get() == nil {
+		return &rpcpb.ReportProvisionedResponse{NotLeader: true}, nil
+	}
+	s.a.provisionedStatus.record(req.NodeId, req.Reports, time.Now())
+	return &rpcpb.ReportProvisionedResponse{}, nil
+}
+
+// AccountConcurrency is the cluster-wide count of an account's invocations
+// in flight, as the coordinator last heard from every node (each report at
+// most a renewal interval old). It implements lambdaapi.ConcurrencyUsage.
+func (a *Agent) AccountConcurrency(ctx context.Context, accountID string) (int, error) {
+	if coord := a.coordHost.get(); coord != nil {
+		return coord.InFlight(accountID, time.Now()), nil
+	}
+	client, err := a.coordinatorClient()
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.ConcurrencyUsage(ctx, &rpcpb.ConcurrencyUsageRequest{AccountId: accountID})
+	if err != nil {
+		return 0, fmt.Errorf("concurrency usage: %w", err)
+	}
+	if resp.NotLeader {
+		return 0, ErrNotCoordinator
+	}
+	return int(resp.InFlight), nil
+}
+
+// viewLimits gives the coordinator each pool's limit from the leader's
+// replica. MaxRun is the longest timeout among the pool's function
+// configurations ($LATEST and versions) plus slack (queueing and Init),
+// cached per account until the replica moves.
+type viewLimits struct {
+	meta  *Metadata
+	slack time.Duration
+
+	mu    sync.Mutex
+	index uint64
+	runs  map[string]time.Duration // account or account/function -> longest timeout
+}
+
+func (l *viewLimits) PoolLimit(p admission.Pool) (int, time.Duration, bool) {
+	v := l.meta.View()
+	acct := v.Account(p.AccountID)
+	if acct == nil {
+		return 0, 0, false
+	}
+	if p.Function == "" {
+		limit := int(acct.ConcurrencyLimit) - int(v.ReservedConcurrency(p.AccountID, ""))
+		return max(limit, 0), l.longest(p.AccountID, ""), true
+	}
+	fn := v.Function(p.AccountID, p.Function)
+	if fn == nil || !fn.HasReservedConcurrency {
+		return 0, 0, false
+	}
+	return int(fn.ReservedConcurrency), l.longest(p.AccountID, p.Function), true
+}
+
+// longest is the longest timeout of the account's functions (function
+// empty) or of one function, plus slack.
+func (l *viewLimits) longest(account, function string) time.Duration {
+	store := l.meta.Raft().Store()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if idx := store.AppliedIndex(); idx != l.index || l.runs == nil {
+		l.index, l.runs = idx, map[string]time.Duration{}
+	}
+	key := account + "/" + function
+	if d, ok := l.runs[key]; ok {
+		return d
+	}
+	v := store.View()
+	var longest int32 = 1
+	consider := func(fn *fsmpb.Function) {
+		longest = max(longest, fn.Config.GetTimeoutS())
+		for _, ver := range v.Versions(account, fn.Name) {
+			longest = max(longest, ver.Config.GetTimeoutS())
+		}
+	}
+	if function != "" {
+		if fn := v.Function(account, function); fn != nil {
+			consider(fn)
+		}
+	} else {
+		for _, fn := range v.Functions(account, "", 0) {
+			consider(fn)
+		}
+	}
+	d := time.Duration(longest)*time.Second + l.slack
+	l.runs[key] = d
+	return d
+}
