@@ -55,16 +55,17 @@ var ErrNotCoordinator = errors.New("node: not the lease coordinator")
 // leaseClient is the LeaseAdmitter's way to the coordinator.
 type leaseClient struct{ a *Agent }
 
-func (c leaseClient) RenewLeases(ctx context.Context, holder string, demands []admission.Demand) ([]admission.Grant, error) {
+func (c leaseClient) RenewLeases(ctx context.Context, r admission.Renewal) ([]admission.Grant, error) {
 	if coord := c.a.coordHost.get(); coord != nil {
-		return coord.Renew(holder, demands, time.Now())
+		return coord.Renew(r, time.Now())
 	}
 	client, err := c.a.coordinatorClient()
 	if err != nil {
 		return nil, err
 	}
-	req := &rpcpb.RenewLeasesRequest{NodeId: holder}
-	for _, d := range demands {
+	req := &rpcpb.RenewLeasesRequest{NodeId: r.Holder.Node, Incarnation: r.Holder.Incarnation,
+		IncarnationAgeMs: r.Holder.Age.Milliseconds(), CleanStart: r.Holder.CleanStart, Full: r.Full}
+	for _, d := range r.Demands {
 		req.Demands = append(req.Demands, &rpcpb.LeaseDemand{
 			Pool:     &rpcpb.LeasePool{AccountId: d.Pool.AccountID, Function: d.Pool.Function},
 			InFlight: uint32(max(d.InFlight, 0)), Want: uint32(max(d.Want, 0)),
@@ -127,7 +128,11 @@ func (s *coordinatorService) RenewLeases(_ context.Context, req *rpcpb.RenewLeas
 			HeldRemaining: time.Duration(d.HeldRemainingMs) * time.Millisecond,
 		})
 	}
-	grants, err := coord.Renew(req.NodeId, demands, time.Now())
+	grants, err := coord.Renew(admission.Renewal{
+		Holder: admission.Holder{Node: req.NodeId, Incarnation: req.Incarnation,
+			Age: time.Duration(req.IncarnationAgeMs) * time.Millisecond, CleanStart: req.CleanStart},
+		Full: req.Full, Demands: demands,
+	}, time.Now())
 	if errors.Is(err, admission.ErrStaleCoordinator) {
 		return &rpcpb.RenewLeasesResponse{NotLeader: true}, nil
 	}
@@ -186,8 +191,9 @@ func (a *Agent) AccountConcurrency(ctx context.Context, accountID string) (int, 
 // configurations ($LATEST and versions) plus slack (queueing and Init),
 // cached per account until the replica moves.
 type viewLimits struct {
-	meta  *Metadata
-	slack time.Duration
+	meta   *Metadata
+	gossip *cluster.Gossip
+	slack  time.Duration
 
 	mu    sync.Mutex
 	index uint64
@@ -209,6 +215,34 @@ func (l *viewLimits) PoolLimit(p admission.Pool) (int, time.Duration, bool) {
 		return 0, 0, false
 	}
 	return int(fn.ReservedConcurrency), l.longest(p.AccountID, p.Function), true
+}
+
+// AccountLimit is the account's concurrency limit (0 when unknown).
+func (l *viewLimits) AccountLimit(accountID string) int {
+	if acct := l.meta.View().Account(accountID); acct != nil {
+		return int(acct.ConcurrencyLimit)
+	}
+	return 0
+}
+
+// HolderNodes are the nodes that can hold a lease: the committed node
+// records and the members gossip sees alive (a node that just joined may
+// serve before the leader records it).
+func (l *viewLimits) HolderNodes() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range l.meta.View().Nodes() {
+		seen[n.Id] = true
+		out = append(out, n.Id)
+	}
+	if l.gossip != nil {
+		for _, m := range l.gossip.Members() {
+			if m.Alive() && !seen[m.ID] {
+				out = append(out, m.ID)
+			}
+		}
+	}
+	return out
 }
 
 // longest is the longest timeout of the account's functions (function

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -52,9 +54,9 @@ func (a *Agent) initRouting() *router {
 	a.local = &localInvoker{nodeID: a.nodeID, region: a.cfg.Region, meta: a.meta, sealer: a.sealer, pool: a.pool, work: a.BeginWork}
 	a.health = &nodeHealth{self: a.nodeID, gossip: a.gossip, draining: a.Draining, suspectFor: rc.SuspectFor}
 	a.loads = &loadTracker{self: a.nodeID, gossip: a.gossip, local: func() int { return int(a.local.inflight.Load()) }}
-	a.poolLimits = &viewLimits{meta: a.meta, slack: slack}
+	a.poolLimits = &viewLimits{meta: a.meta, gossip: a.gossip, slack: slack}
 	lc := rc.Leases
-	lc.NodeID, lc.Logger = a.nodeID, a.cfg.Logger
+	lc.NodeID, lc.Logger, lc.CleanStart = a.nodeID, a.cfg.Logger, a.leaseCleanStart()
 	leases, err := admission.NewLeaseAdmitter(lc, leaseClient{a: a})
 	if err != nil {
 		// Validate checked every field but these two, which are set.
@@ -101,12 +103,14 @@ func (a *Agent) startRouting(dialer *cluster.Dialer) {
 	}
 }
 
-// stopRouting stops the loops (before the pool closes).
+// stopRouting stops the loops (before the pool closes) and records a
+// clean stop if nothing admitted here is still running.
 func (a *Agent) stopRouting() {
 	if a.routingCancel != nil {
 		a.routingCancel()
 	}
 	a.routingWG.Wait()
+	a.markLeasesClean()
 }
 
 // publishLoad gossips this node's load summary every LoadInterval (gossip
@@ -125,6 +129,30 @@ func (a *Agent) publishLoad(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// leasesCleanFile marks a data dir whose last agent stopped with no
+// admitted invocation left running.
+func (a *Agent) leasesCleanFile() string { return filepath.Join(a.cfg.DataDir, "leases-clean") }
+
+// leaseCleanStart reports whether no earlier life of this node can have
+// invocations running: the node is new (no Raft state), or its last life
+// left the clean marker. The marker is consumed: should this life crash,
+// the next one will not find it.
+func (a *Agent) leaseCleanStart() bool {
+	err := os.Remove(a.leasesCleanFile())
+	return err == nil || !a.raft.HasState()
+}
+
+// markLeasesClean leaves the clean marker if nothing admitted here is
+// still running (after the router stopped).
+func (a *Agent) markLeasesClean() {
+	if a.leases == nil || a.leases.InFlightTotal() > 0 {
+		return
+	}
+	if err := os.WriteFile(a.leasesCleanFile(), nil, 0o600); err != nil {
+		a.log.Warn("clean-shutdown marker not written; the next start waits out the lease grace period", "err", err)
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// Limits tells the coordinator what each pool may hold, from its replica.
+// Limits tells the coordinator what each pool may hold and which nodes
+// may hold leases, from its replica.
 type Limits interface {
 	// PoolLimit returns the pool's concurrency limit and MaxRun, the
 	// longest an invocation admitted in the pool can still run after its
@@ -16,6 +17,12 @@ type Limits interface {
 	// when the pool does not exist (no such account, or a function without
 	// reserved concurrency): it gets no slots.
 	PoolLimit(p Pool) (limit int, maxRun time.Duration, ok bool)
+	// AccountLimit returns the account's concurrency limit, which the
+	// slices of all its pools together never exceed.
+	AccountLimit(accountID string) int
+	// HolderNodes lists the nodes that may hold leases (the committed
+	// node records).
+	HolderNodes() []string
 }
 
 // CoordinatorConfig configures a Coordinator.
@@ -50,16 +57,22 @@ func (c CoordinatorConfig) Validate() error {
 // the Raft leader; a new leader starts a new one with a higher epoch.
 //
 // Invariant: for every pool, at any time t, the sum over nodes of
-// charge(node, t) is at most the pool's limit, where charge bounds the
+// charge(node, t) is at most the pool's limit (but see below for limits
+// that shrink), and the sum over all pools of an account is at most the
+// account's limit, where charge bounds the
 // invocations the node may be running in the pool at t: the largest of
 // the in-flight count it last reported (until MaxRun after that report)
 // and the slots of every grant it may still hold or have admitted under
 // (until MaxRun after that grant's expiry). A new grant is only ever the
 // room left under the limit by the other nodes' charges. A new
-// coordinator, which does not know its predecessor's grants, spends a
-// grace period (LeaseTTL + MaxRun + LeaderMargin) re-granting each node at
-// most what the node reports it holds, so the predecessor's invariant
-// carries over until every grant it made has lapsed.
+// coordinator does not know its predecessor's grants: until every node
+// that may hold one has told it everything it holds (a full renewal from
+// an incarnation with no unknown predecessor: a clean start, or one that
+// began MaxRun ago), and at most for LeaseTTL + MaxRun + LeaderMargin,
+// it is in a grace period in which it re-grants each node at most what
+// the node reports holding, so the predecessor's invariant carries over.
+// In a healthy cluster every node renews within a second of a leader
+// change, which ends the grace period.
 //
 // All methods are safe for concurrent use. Times are passed in, so the
 // coordinator itself reads no clock.
@@ -69,9 +82,17 @@ type Coordinator struct {
 	epoch  uint64
 	start  time.Time
 
-	mu    sync.Mutex
-	seq   uint64
-	pools map[Pool]map[string]*holder
+	mu       sync.Mutex
+	seq      uint64
+	pools    map[Pool]map[string]*holder
+	checkins map[string]checkin // node id -> its latest full renewal
+}
+
+// checkin is what a full renewal told about a node's incarnation.
+type checkin struct {
+	incarnation string
+	started     time.Time // by this coordinator's clock
+	clean       bool
 }
 
 // holder is one node's standing in one pool.
@@ -83,9 +104,11 @@ type holder struct {
 	// oldest first.
 	grants []issued
 	// legacy is the grant of an earlier coordinator the node reported
-	// holding; legacySlots caps what it may get during the grace period.
-	legacy      issued
-	legacySlots int
+	// holding (until the node holds one of ours); legacyCharge is the most
+	// the predecessor must have charged it (held slots or in flight),
+	// which the grace period may share out.
+	legacy       issued
+	legacyCharge int
 }
 
 type issued struct {
@@ -100,7 +123,8 @@ func NewCoordinator(cfg CoordinatorConfig, limits Limits, epoch uint64, now time
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg, limits: limits, epoch: epoch, start: now, pools: map[Pool]map[string]*holder{}}, nil
+	return &Coordinator{cfg: cfg, limits: limits, epoch: epoch, start: now,
+		pools: map[Pool]map[string]*holder{}, checkins: map[string]checkin{}}, nil
 }
 
 // Epoch is the coordinator's epoch.
@@ -110,18 +134,38 @@ func (c *Coordinator) Epoch() uint64 { return c.epoch }
 // a newer coordinator: this one was deposed.
 var ErrStaleCoordinator = errors.New("admission: a newer coordinator exists")
 
-// Renew records a node's demands and returns one grant per demand.
-func (c *Coordinator) Renew(node string, demands []Demand, now time.Time) ([]Grant, error) {
+// Renew records a renewal and returns one grant per demand.
+func (c *Coordinator) Renew(r Renewal, now time.Time) ([]Grant, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Grant, 0, len(demands))
-	for _, d := range demands {
+	for _, d := range r.Demands {
 		if d.Held.Epoch > c.epoch {
 			return nil, ErrStaleCoordinator
 		}
-		out = append(out, c.renewLocked(node, d, now))
+	}
+	if r.Full {
+		c.checkins[r.Holder.Node] = checkin{incarnation: r.Holder.Incarnation, started: now.Add(-r.Holder.Age), clean: r.Holder.CleanStart}
+	}
+	out := make([]Grant, 0, len(r.Demands))
+	for _, d := range r.Demands {
+		out = append(out, c.renewLocked(r.Holder.ID(), d, now))
 	}
 	return out, nil
+}
+
+// inGraceLocked reports whether a predecessor's grants in a pool with
+// maxRun may still be unknown to this coordinator.
+func (c *Coordinator) inGraceLocked(now time.Time, maxRun time.Duration) bool {
+	if !now.Before(c.start.Add(c.cfg.LeaseTTL + maxRun + c.cfg.LeaderMargin)) {
+		return false
+	}
+	for _, node := range c.limits.HolderNodes() {
+		ci, ok := c.checkins[node]
+		if !ok || !(ci.clean || !now.Before(ci.started.Add(maxRun))) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Coordinator) renewLocked(node string, d Demand, now time.Time) Grant {
@@ -140,35 +184,67 @@ func (c *Coordinator) renewLocked(node string, d Demand, now time.Time) Grant {
 		h = &holder{}
 		holders[node] = h
 	}
-	switch {
-	case d.Held.Epoch == c.epoch:
+	if d.Held.Epoch == c.epoch {
 		// The node admits against d.Held now; invocations it admitted
-		// under older grants are in d.InFlight.
+		// under older grants, a predecessor's included, are in d.InFlight.
 		h.grants = slices.DeleteFunc(h.grants, func(g issued) bool { return g.seq < d.Held.Seq })
-	case d.HeldSlots > 0 && d.HeldRemaining > 0:
-		if exp := now.Add(d.HeldRemaining); exp.After(h.legacy.expiry) {
-			h.legacy.expiry = exp
+		h.legacy = issued{}
+	} else {
+		// What the predecessor charged this holder at least: the grant it
+		// holds and what it runs.
+		if d.HeldSlots > 0 && d.HeldRemaining > 0 {
+			if exp := now.Add(d.HeldRemaining); exp.After(h.legacy.expiry) {
+				h.legacy.expiry = exp
+			}
+			h.legacy.slots = max(h.legacy.slots, d.HeldSlots)
 		}
-		h.legacy.slots = max(h.legacy.slots, d.HeldSlots)
-		h.legacySlots = max(h.legacySlots, d.HeldSlots)
+		h.legacyCharge = max(h.legacyCharge, d.HeldSlots, d.InFlight)
 	}
 	h.inflight, h.want, h.reported = d.InFlight, max(d.Want, 0), now
 
-	others := 0
+	others, budget := 0, 0
 	for id, o := range holders {
 		if id != node {
 			others += o.charge(now, maxRun)
 		}
+		budget += o.legacyCharge
 	}
-	slots := min(h.want, c.fairShareLocked(holders, node, limit, now), max(limit-others, 0))
-	if now.Before(c.start.Add(c.cfg.LeaseTTL + maxRun + c.cfg.LeaderMargin)) {
-		// Grace: a predecessor's grants may still be out there.
-		slots = min(slots, h.legacySlots)
+	// The account's pools together stay within the account limit too:
+	// when a reservation is created the unreserved pool's limit drops at
+	// once, but slices granted before are only renewed smaller within a
+	// renewal interval, and their invocations run on; the reserved pool
+	// waits for them rather than push the account over its limit.
+	room := min(limit-others, c.limits.AccountLimit(d.Pool.AccountID)-c.accountChargeLocked(d.Pool, node, now))
+	grace := c.inGraceLocked(now, maxRun)
+	if grace {
+		// A predecessor's grants to nodes not heard from may still be in
+		// use: only what the nodes heard from held (budget) is known to be
+		// free of them, so only that is shared out, between those nodes.
+		room = min(room, budget-others)
 	}
-	slots = max(slots, 0)
+	slots := max(min(h.want, c.fairShareLocked(holders, node, limit, now), room), 0)
 	c.seq++
 	h.grants = append(h.grants, issued{seq: c.seq, slots: slots, expiry: now.Add(c.cfg.LeaseTTL)})
-	return Grant{Pool: d.Pool, ID: GrantID{Epoch: c.epoch, Seq: c.seq}, Slots: slots, TTL: c.cfg.LeaseTTL}
+	return Grant{Pool: d.Pool, ID: GrantID{Epoch: c.epoch, Seq: c.seq}, Slots: slots, TTL: c.cfg.LeaseTTL,
+		Grace: grace && slots < h.want}
+}
+
+// accountChargeLocked sums the charges of every pool of p's account,
+// leaving out node's charge in p.
+func (c *Coordinator) accountChargeLocked(p Pool, node string, now time.Time) int {
+	n := 0
+	for q, holders := range c.pools {
+		if q.AccountID != p.AccountID {
+			continue
+		}
+		_, maxRun, _ := c.limits.PoolLimit(q)
+		for id, h := range holders {
+			if q != p || id != node {
+				n += h.charge(now, maxRun)
+			}
+		}
+	}
+	return n
 }
 
 // charge bounds the invocations the node may be running at now.

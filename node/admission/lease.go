@@ -29,6 +29,10 @@ type Grant struct {
 	ID    GrantID
 	Slots int
 	TTL   time.Duration
+	// Grace is set when the grant is smaller than asked only because the
+	// coordinator is new and still learning what nodes hold: asking again
+	// shortly may get more.
+	Grace bool
 }
 
 // Demand is a node's report on one pool, sent with every renewal.
@@ -45,20 +49,49 @@ type Demand struct {
 	HeldRemaining time.Duration
 }
 
+// Holder identifies one life of a node's admitter to the coordinator.
+type Holder struct {
+	// Node is the node id; Incarnation is random per LeaseAdmitter, so a
+	// node that restarts is a new holder and the grants of its previous
+	// life stay charged until they lapse.
+	Node        string
+	Incarnation string
+	// Age is how long this incarnation has been admitting, by the node's
+	// clock. CleanStart says no earlier incarnation of the node can have
+	// invocations running: there was none, or it shut down after all of
+	// them had ended.
+	Age        time.Duration
+	CleanStart bool
+}
+
+// ID is the holder's key at the coordinator.
+func (h Holder) ID() string { return h.Node + "/" + h.Incarnation }
+
+// Renewal is one request to the coordinator.
+type Renewal struct {
+	Holder Holder
+	// Full is set when Demands cover every pool the holder tracks (the
+	// periodic renewal), so the coordinator knows all it holds.
+	Full    bool
+	Demands []Demand
+}
+
 // CoordinatorClient carries renewals to the coordinator (the Raft leader).
 // The node wiring implements it over gRPC, or in-process on the leader.
 type CoordinatorClient interface {
-	// RenewLeases sends holder's demands and returns a grant for each
-	// demand's pool (order free). An error means no grant changes hands.
-	RenewLeases(ctx context.Context, holder string, demands []Demand) ([]Grant, error)
+	// RenewLeases sends a renewal and returns a grant for each demand's
+	// pool (order free). An error means no grant changes hands.
+	RenewLeases(ctx context.Context, r Renewal) ([]Grant, error)
 }
 
 // LeaseConfig configures a LeaseAdmitter.
 type LeaseConfig struct {
-	// NodeID names the node to the coordinator. Each LeaseAdmitter adds a
-	// random incarnation to it, so a node that restarts is a new holder
-	// and the grants of its previous life stay charged until they lapse.
+	// NodeID names the node to the coordinator (Holder.Node).
 	NodeID string
+	// CleanStart is Holder.CleanStart: the node has no earlier life, or
+	// its last one ended with nothing running (the agent records that in
+	// its data dir).
+	CleanStart bool
 	// RenewInterval is how often every held lease is renewed and demand
 	// reported. It must be well under the coordinator's lease TTL (a third
 	// or less), so one lost renewal does not let a lease lapse.
@@ -79,8 +112,10 @@ type LeaseConfig struct {
 	DriftMargin time.Duration
 	// RPCTimeout bounds one renewal round trip.
 	RPCTimeout time.Duration
-	// Now is the clock (monotonic time); nil means time.Now. Tests replace it.
-	Now func() time.Time
+	// Now is the clock (monotonic time) and After its timer; nil means
+	// time.Now and time.After. Tests replace them.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 	// Logger receives renewal failures.
 	Logger *slog.Logger
 }
@@ -120,10 +155,11 @@ func (c LeaseConfig) Validate() error {
 // slice; the coordinator keeps the slices of all nodes within the pool's
 // limit. Methods are safe for concurrent use.
 type LeaseAdmitter struct {
-	cfg    LeaseConfig
-	coord  CoordinatorClient
-	log    *slog.Logger
-	holder string
+	cfg     LeaseConfig
+	coord   CoordinatorClient
+	log     *slog.Logger
+	holder  Holder
+	started time.Time
 
 	mu    sync.Mutex
 	pools map[Pool]*leasePool
@@ -137,11 +173,16 @@ type leasePool struct {
 	// Demand observed since the last report.
 	peak, throttled int
 	lastUsed        time.Time
+	// want is what the last periodic renewal asked for.
+	want int
 	// On-demand renewal: at most one in flight per pool.
 	sync     *syncCall
 	lastSync time.Time
-	limited  bool // the last on-demand renewal got less than it asked
-	waiters  int
+	limited  bool // the last on-demand renewal found the pool at its limit
+	// graceHeld: the last on-demand renewal was held back by a new
+	// coordinator's grace period (asking again soon may get more).
+	graceHeld bool
+	waiters   int
 }
 
 type syncCall struct{ done chan struct{} }
@@ -155,15 +196,22 @@ func NewLeaseAdmitter(cfg LeaseConfig, coord CoordinatorClient) (*LeaseAdmitter,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	var inc [6]byte
 	_, _ = rand.Read(inc[:])
 	return &LeaseAdmitter{cfg: cfg, coord: coord, log: cfg.Logger.With("component", "admission"),
-		holder: cfg.NodeID + "/" + hex.EncodeToString(inc[:]), pools: map[Pool]*leasePool{}}, nil
+		holder:  Holder{Node: cfg.NodeID, Incarnation: hex.EncodeToString(inc[:]), CleanStart: cfg.CleanStart},
+		started: cfg.Now(), pools: map[Pool]*leasePool{}}, nil
 }
 
-// Holder is the name this admitter renews under: the node id and this
-// incarnation.
-func (l *LeaseAdmitter) Holder() string { return l.holder }
+// renewal builds a request as of now.
+func (l *LeaseAdmitter) renewal(now time.Time, full bool, demands []Demand) Renewal {
+	h := l.holder
+	h.Age = now.Sub(l.started)
+	return Renewal{Holder: h, Full: full, Demands: demands}
+}
 
 func (l *LeaseAdmitter) now() time.Time { return l.cfg.Now() }
 
@@ -177,8 +225,10 @@ func (p *leasePool) slotsLocked(now time.Time) int {
 
 // Admit admits req if the node's slice of its pool has a free slot. When
 // it has none, Admit asks the coordinator for more (one request per pool
-// at a time, shared by every waiting Admit) and waits up to SyncWait or
-// ctx; a function with reserved concurrency 0 is throttled at once.
+// at a time, shared by every waiting Admit) and waits, for at most
+// maxSyncRounds renewals, SyncWait and ctx. It throttles at once when the
+// coordinator's last answer showed the pool at its limit, and always for
+// a function with reserved concurrency 0.
 func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) {
 	if req.Reserved != nil && *req.Reserved == 0 {
 		return nil, throttle(req, "")
@@ -191,7 +241,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		p = &leasePool{}
 		l.pools[pool] = p
 	}
-	for {
+	for round := 0; ; round++ {
 		now := l.now()
 		p.lastUsed = now
 		if p.inflight < p.slotsLocked(now) {
@@ -201,26 +251,49 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			return l.releaser(p), nil
 		}
 		call := p.sync
-		if call == nil {
-			if !now.Before(deadline) || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing) {
-				p.throttled++
-				l.mu.Unlock()
-				return nil, throttle(req, l.causeLocked(p, now))
+		var done <-chan struct{}
+		until := deadline
+		switch {
+		case call != nil:
+			done = call.done
+		case !now.Before(deadline) || round >= maxSyncRounds || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing):
+			// The pool is at its limit, the coordinator unreachable, or
+			// patience ran out: throttle at once, as Lambda does.
+			p.throttled++
+			cause := l.causeLocked(p, now)
+			l.mu.Unlock()
+			return nil, throttle(req, cause)
+		case p.graceHeld && now.Sub(p.lastSync) < l.cfg.SyncSpacing:
+			// The last renewal was held back by a new coordinator's grace
+			// period: ask again once SyncSpacing has passed.
+			if next := p.lastSync.Add(l.cfg.SyncSpacing); next.Before(deadline) {
+				until = next
 			}
+		default:
 			call = &syncCall{done: make(chan struct{})}
 			p.sync = call
 			p.lastSync = now
-			go l.syncRenew(pool, p, call)
+			done = call.done
+			go l.syncRenew(pool, call)
 		}
 		p.waiters++
 		l.mu.Unlock()
-		wait := time.NewTimer(max(deadline.Sub(now), 0))
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if done == nil {
+			timeout = l.cfg.After(max(until.Sub(now), 0)) // spacing
+		} else {
+			timer = time.NewTimer(max(until.Sub(now), 0))
+			timeout = timer.C
+		}
 		select {
-		case <-call.done:
-		case <-wait.C:
+		case <-done:
+		case <-timeout:
 		case <-ctx.Done():
 		}
-		wait.Stop()
+		if timer != nil {
+			timer.Stop()
+		}
 		l.mu.Lock()
 		p.waiters--
 		if ctx.Err() != nil {
@@ -230,6 +303,11 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		}
 	}
 }
+
+// maxSyncRounds bounds the renewals one Admit waits for (SyncWait bounds
+// the time): enough for a burst to double its slice a few times, or for a
+// new coordinator's grace period to end after a leader change.
+const maxSyncRounds = 24
 
 // causeLocked explains a throttle that is not plainly a full pool.
 func (l *LeaseAdmitter) causeLocked(p *leasePool, now time.Time) string {
@@ -250,32 +328,46 @@ func (l *LeaseAdmitter) releaser(p *leasePool) func() {
 	}
 }
 
-// syncRenew asks for more of one pool on behalf of waiting Admits.
-func (l *LeaseAdmitter) syncRenew(pool Pool, p *leasePool, call *syncCall) {
+// syncRenew asks for more of one pool on behalf of waiting Admits. It
+// reports every tracked pool (a full renewal), asking for the others what
+// the last periodic renewal asked.
+func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 	l.mu.Lock()
 	sent := l.now()
-	d := l.demandLocked(pool, p, sent)
-	// Ask for double what is in use or waiting: a burst then needs a few
-	// round trips, not one per invocation; the coordinator caps it.
-	d.Want = max(2*(p.inflight+p.waiters), p.inflight+p.waiters+1)
+	demands := make([]Demand, 0, len(l.pools))
+	want := 0
+	for q, p := range l.pools {
+		d := l.demandLocked(q, p, sent)
+		d.Want = p.want
+		if q == pool {
+			// Ask for double what is in use or waiting: a burst then needs
+			// a few round trips, not one per invocation; the coordinator
+			// caps it.
+			d.Want = max(2*(p.inflight+p.waiters), p.inflight+p.waiters+1)
+			want = d.Want
+		}
+		demands = append(demands, d)
+	}
 	l.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.RPCTimeout)
-	grants, err := l.coord.RenewLeases(ctx, l.holder, []Demand{d})
+	grants, err := l.coord.RenewLeases(ctx, l.renewal(sent, true, demands))
 	cancel()
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	p := l.pools[pool] // never dropped while an Admit waits on it
 	p.sync = nil
-	p.limited = true
+	p.limited, p.graceHeld = true, false
 	if err != nil {
 		l.log.Debug("on-demand lease renewal failed", "pool", pool.String(), "err", err)
-	} else {
-		for _, g := range grants {
-			if g.Pool == pool {
-				l.applyLocked(p, g, sent)
-				p.limited = g.Slots < d.Want
-			}
+	}
+	for _, g := range grants {
+		if q := l.pools[g.Pool]; q != nil {
+			l.applyLocked(q, g, sent)
+		}
+		if g.Pool == pool {
+			p.limited, p.graceHeld = g.Slots < want && !g.Grace, g.Grace
 		}
 	}
 	close(call.done)
@@ -302,24 +394,34 @@ func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 }
 
 // Run renews every tracked pool each RenewInterval until ctx ends.
+//
+// The first renewal goes out at once, and a failed one (no leader yet, a
+// leader change) is retried after SyncSpacing, doubling up to four times
+// that: a new coordinator's grace period ends once every node has
+// reported to it, so reporting promptly matters more than sparing a few
+// requests while there is no leader.
 func (l *LeaseAdmitter) Run(ctx context.Context) {
-	t := time.NewTicker(l.cfg.RenewInterval)
-	defer t.Stop()
+	retry := l.cfg.SyncSpacing
 	for {
+		wait := l.cfg.RenewInterval
+		if err := l.Renew(ctx); err != nil {
+			l.log.Debug("lease renewal failed", "err", err)
+			wait, retry = min(retry, l.cfg.RenewInterval), min(2*retry, 4*l.cfg.SyncSpacing)
+		} else {
+			retry = l.cfg.SyncSpacing
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		}
-		if err := l.Renew(ctx); err != nil {
-			l.log.Debug("lease renewal failed", "err", err)
+		case <-l.cfg.After(wait):
 		}
 	}
 }
 
 // Renew reports every tracked pool's demand and applies the grants that
-// come back: the periodic renewal Run performs, exposed for tests. Pools
-// idle for IdleRelease are reported once with Want 0 and dropped.
+// come back: the periodic renewal Run performs (sent even when no pool is
+// tracked), exposed for tests. Pools idle for IdleRelease are reported
+// once with Want 0 and dropped.
 func (l *LeaseAdmitter) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	sent := l.now()
@@ -334,17 +436,17 @@ func (l *LeaseAdmitter) Renew(ctx context.Context) error {
 			// least one) of headroom so growth does not always throttle.
 			need := p.peak + p.throttled
 			d.Want = need + max(1, need/4)
+			p.want = d.Want
 		}
 		p.peak, p.throttled = p.inflight, 0
 		demands = append(demands, d)
 	}
 	l.mu.Unlock()
-	if len(demands) == 0 {
-		return nil
-	}
+	// Sent even without demands: a new coordinator learns from it that
+	// this holder holds nothing.
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RPCTimeout)
 	defer cancel()
-	grants, err := l.coord.RenewLeases(ctx, l.holder, demands)
+	grants, err := l.coord.RenewLeases(ctx, l.renewal(sent, true, demands))
 	if err != nil {
 		return err
 	}
@@ -375,6 +477,18 @@ func (l *LeaseAdmitter) Pools() []PoolState {
 		out = append(out, PoolState{Pool: pool, InFlight: p.inflight, Slots: p.slotsLocked(now)})
 	}
 	return out
+}
+
+// InFlightTotal returns every invocation this node admitted and has not
+// released.
+func (l *LeaseAdmitter) InFlightTotal() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, p := range l.pools {
+		n += p.inflight
+	}
+	return n
 }
 
 // InFlight returns the invocations of an account this node admitted and

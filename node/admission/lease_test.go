@@ -14,9 +14,17 @@ import (
 type fixedLimits struct {
 	limit  int
 	maxRun time.Duration
+	nodes  []string
 }
 
 func (f fixedLimits) PoolLimit(Pool) (int, time.Duration, bool) { return f.limit, f.maxRun, true }
+func (f fixedLimits) HolderNodes() []string                     { return f.nodes }
+func (f fixedLimits) AccountLimit(string) int                   { return f.limit }
+
+// renewal is a full renewal by node (one incarnation, clean start).
+func renewal(node string, demands ...Demand) Renewal {
+	return Renewal{Holder: Holder{Node: node, Incarnation: "i", CleanStart: true}, Full: true, Demands: demands}
+}
 
 // fakeClock is a settable clock shared by a simulation.
 type fakeClock struct {
@@ -44,24 +52,36 @@ type simTransport struct {
 	route func(node string) *Coordinator
 }
 
-func (s *simTransport) RenewLeases(_ context.Context, holder string, demands []Demand) ([]Grant, error) {
+func (s *simTransport) RenewLeases(_ context.Context, r Renewal) ([]Grant, error) {
 	c := s.route(s.node)
 	if c == nil {
 		return nil, errors.New("unreachable")
 	}
-	return c.Renew(holder, demands, s.clock.Now())
+	return c.Renew(r, s.clock.Now())
 }
 
-func testLeaseConfig(node string, clock *fakeClock) LeaseConfig {
+func testLeaseConfig(node string, clock *fakeClock, clean bool) LeaseConfig {
 	cfg := DefaultLeaseConfig()
-	cfg.NodeID = node
+	cfg.NodeID, cfg.CleanStart = node, clean
 	cfg.Now = clock.Now
+	// The simulation's time only moves between steps: a wait ends at once.
+	cfg.After = func(time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		ch <- clock.Now()
+		return ch
+	}
 	return cfg
 }
 
 func newSimAdmitter(t testing.TB, node string, clock *fakeClock, route func(string) *Coordinator) *LeaseAdmitter {
+	return newSimAdmitterLife(t, node, clock, route, true)
+}
+
+// newSimAdmitterLife starts an admitter; clean is false for a node that
+// restarted after a crash.
+func newSimAdmitterLife(t testing.TB, node string, clock *fakeClock, route func(string) *Coordinator, clean bool) *LeaseAdmitter {
 	t.Helper()
-	l, err := NewLeaseAdmitter(testLeaseConfig(node, clock), &simTransport{node: node, clock: clock, route: route})
+	l, err := NewLeaseAdmitter(testLeaseConfig(node, clock, clean), &simTransport{node: node, clock: clock, route: route})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +107,7 @@ func TestCoordinatorSharesFairlyAndConverges(t *testing.T) {
 			node := fmt.Sprintf("node-%d", i)
 			g := held[node]
 			d := Demand{Pool: pool, Want: 67, Held: g.ID, HeldSlots: g.Slots, HeldRemaining: time.Second}
-			grants, err := coord.Renew(node, []Demand{d}, clock.Now())
+			grants, err := coord.Renew(renewal(node, d), clock.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,19 +136,19 @@ func TestCoordinatorChargesExpiredLeasesUntilTheirInvocationsEnd(t *testing.T) {
 	cfg := DefaultCoordinatorConfig()
 	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 10, maxRun: maxRun}, 1, clock.Now().Add(-time.Hour))
 	pool := Pool{AccountID: "a"}
-	g, _ := coord.Renew("dead", []Demand{{Pool: pool, Want: 10}}, clock.Now())
+	g, _ := coord.Renew(renewal("dead", Demand{Pool: pool, Want: 10}), clock.Now())
 	if g[0].Slots != 10 {
 		t.Fatalf("first grant %d slots, want 10", g[0].Slots)
 	}
 	// "dead" never renews. Until its lease expired and MaxRun passed,
 	// its invocations may still run: nobody else gets a slot.
 	for _, at := range []time.Duration{time.Second, cfg.LeaseTTL, cfg.LeaseTTL + maxRun - time.Millisecond} {
-		got, _ := coord.Renew("alive", []Demand{{Pool: pool, Want: 10}}, clock.Now().Add(at))
+		got, _ := coord.Renew(renewal("alive", Demand{Pool: pool, Want: 10}), clock.Now().Add(at))
 		if got[0].Slots != 0 {
 			t.Fatalf("at +%v the live node got %d slots while the dead node's may still run", at, got[0].Slots)
 		}
 	}
-	got, _ := coord.Renew("alive", []Demand{{Pool: pool, Want: 10}}, clock.Now().Add(cfg.LeaseTTL+maxRun))
+	got, _ := coord.Renew(renewal("alive", Demand{Pool: pool, Want: 10}), clock.Now().Add(cfg.LeaseTTL+maxRun))
 	if got[0].Slots != 10 {
 		t.Fatalf("after the dead node's lease and MaxRun passed the live node got %d slots, want 10", got[0].Slots)
 	}
@@ -138,24 +158,48 @@ func TestNewCoordinatorOnlyRegrantsWhatNodesHoldDuringGrace(t *testing.T) {
 	const maxRun = 2 * time.Second
 	start := time.Unix(1000, 0)
 	cfg := DefaultCoordinatorConfig()
-	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun}, 7, start)
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "n2", "n3"}}, 7, start)
 	pool := Pool{AccountID: "a"}
 	old := Demand{Pool: pool, Want: 40, Held: GrantID{Epoch: 6, Seq: 99}, HeldSlots: 20, HeldRemaining: time.Second}
-	g, _ := coord.Renew("n1", []Demand{old}, start)
+	g, _ := coord.Renew(renewal("n1", old), start)
 	if g[0].Slots != 20 {
 		t.Fatalf("grace regrant %d slots, want what n1 held (20)", g[0].Slots)
 	}
 	fresh := Demand{Pool: pool, Want: 10}
-	if g, _ := coord.Renew("n2", []Demand{fresh}, start); g[0].Slots != 0 {
-		t.Fatalf("a node holding nothing got %d slots during grace", g[0].Slots)
+	if g, _ := coord.Renew(renewal("n2", fresh), start); g[0].Slots != 0 {
+		t.Fatalf("a node holding nothing got %d slots while n3 has not reported", g[0].Slots)
 	}
-	after := start.Add(cfg.LeaseTTL + maxRun + cfg.LeaderMargin)
-	if g, _ := coord.Renew("n2", []Demand{fresh}, after); g[0].Slots != 10 {
-		t.Fatalf("after grace n2 got %d slots, want 10", g[0].Slots)
+	// n3 restarted after a crash 1 s ago: its previous life's invocations
+	// may run for another second, so its report does not end the grace.
+	restarted := Renewal{Holder: Holder{Node: "n3", Incarnation: "new", Age: time.Second}, Full: true}
+	if _, err := coord.Renew(restarted, start); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := coord.Renew(renewal("n2", fresh), start); g[0].Slots != 0 {
+		t.Fatalf("n2 got %d slots while n3's previous life may still run invocations", g[0].Slots)
+	}
+	// Once n3's incarnation is MaxRun old, every node is accounted for.
+	if g, _ := coord.Renew(renewal("n2", fresh), start.Add(time.Second)); g[0].Slots != 10 {
+		t.Fatalf("with every node accounted for n2 got %d slots, want 10", g[0].Slots)
 	}
 	stale := Demand{Pool: pool, Held: GrantID{Epoch: 8}}
-	if _, err := coord.Renew("n3", []Demand{stale}, after); !errors.Is(err, ErrStaleCoordinator) {
+	if _, err := coord.Renew(renewal("n3", stale), start); !errors.Is(err, ErrStaleCoordinator) {
 		t.Fatalf("renewal from a node holding a newer epoch: %v", err)
+	}
+}
+
+func TestGraceEndsAfterItsLongestTerm(t *testing.T) {
+	const maxRun = 2 * time.Second
+	start := time.Unix(1000, 0)
+	cfg := DefaultCoordinatorConfig()
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "silent"}}, 7, start)
+	fresh := Demand{Pool: Pool{AccountID: "a"}, Want: 10}
+	if g, _ := coord.Renew(renewal("n1", fresh), start); g[0].Slots != 0 {
+		t.Fatalf("got %d slots while a node is silent", g[0].Slots)
+	}
+	end := start.Add(cfg.LeaseTTL + maxRun + cfg.LeaderMargin)
+	if g, _ := coord.Renew(renewal("n1", fresh), end); g[0].Slots != 10 {
+		t.Fatalf("after the longest grace n1 got %d slots, want 10", g[0].Slots)
 	}
 }
 
@@ -228,6 +272,9 @@ func simulateLeases(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	limits := fixedLimits{limit: limit, maxRun: maxRun}
+	for i := range nodes {
+		limits.nodes = append(limits.nodes, fmt.Sprint("n", i))
+	}
 	ccfg := DefaultCoordinatorConfig()
 	epoch := uint64(1)
 	current, _ := NewCoordinator(ccfg, limits, epoch, clock.Now())
@@ -266,7 +313,7 @@ func simulateLeases(t *testing.T, seed uint64) {
 		case r < 3: // a node crashes and restarts: its admitter state is gone,
 			// but (worst case) its invocations run on to their end
 			id := fmt.Sprint("n", rng.IntN(nodes))
-			admitters[id] = newSimAdmitter(t, id, clock, route)
+			admitters[id] = newSimAdmitterLife(t, id, clock, route, false)
 		case r < 4: // a new leader: the old coordinator grants a little longer
 			deposed, deposedUntil = current, now.Add(ccfg.LeaderMargin)
 			epoch++
@@ -350,4 +397,51 @@ func TestLeaseAdmitterBurstWaitsForOneSharedRenewal(t *testing.T) {
 		t.Fatalf("%d renewals for 40 admissions: renewals are not shared", n)
 	}
 	t.Logf("40 concurrent first admissions: %d admitted with %d renewals", admitted, n)
+}
+
+// accountLimits: account "a" has limit 50, function "r" reserves 20.
+type accountLimits struct{}
+
+func (accountLimits) PoolLimit(p Pool) (int, time.Duration, bool) {
+	if p.Function == "r" {
+		return 20, time.Second, true
+	}
+	return 30, time.Second, true
+}
+func (accountLimits) AccountLimit(string) int { return 50 }
+func (accountLimits) HolderNodes() []string   { return nil }
+
+// TestReservationWaitsForTheAccountToDrain: slices of the unreserved pool
+// granted before a reservation existed are not revoked; the reserved pool
+// is granted only what the account limit leaves, and gets its share once
+// the unreserved slices were renewed smaller.
+func TestReservationWaitsForTheAccountToDrain(t *testing.T) {
+	now := time.Unix(1000, 0)
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), accountLimits{}, 1, now.Add(-time.Hour))
+	unres, resv := Pool{AccountID: "a"}, Pool{AccountID: "a", Function: "r"}
+	// Granted while the unreserved pool was 50 (a 50-slot lease, as a
+	// coordinator that saw no reservation gave).
+	coord.mu.Lock()
+	coord.pools[unres] = map[string]*holder{"n1/i": {want: 50, reported: now, grants: []issued{{seq: 1, slots: 50, expiry: now.Add(3 * time.Second)}}}}
+	coord.seq = 1
+	coord.mu.Unlock()
+	g, _ := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now)
+	if g[0].Slots != 0 {
+		t.Fatalf("reserved pool got %d slots while the account's 50 are leased to the unreserved pool", g[0].Slots)
+	}
+	// n1 renews: its slice shrinks to the new unreserved limit (30), and
+	// once it holds that grant the reservation gets its 20.
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: unres, Want: 50, Held: GrantID{1, 1}, HeldSlots: 50, HeldRemaining: time.Second}), now)
+	if g[0].Slots != 30 {
+		t.Fatalf("unreserved slice renewed to %d, want 30", g[0].Slots)
+	}
+	if _, err := coord.Renew(renewal("n1", Demand{Pool: unres, Want: 50, Held: g[0].ID, HeldSlots: 30, HeldRemaining: time.Second}), now); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now); g[0].Slots != 20 {
+		t.Fatalf("reserved pool got %d slots after the unreserved slices shrank, want 20", g[0].Slots)
+	}
+	if c := coord.Charged(unres, now) + coord.Charged(resv, now); c > 50 {
+		t.Fatalf("account charged %d > 50", c)
+	}
 }

@@ -978,9 +978,16 @@ func (x *LeaseGrant) GetTtlMs() int64 {
 }
 
 type RenewLeasesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Demands       []*LeaseDemand         `protobuf:"bytes,2,rep,name=demands,proto3" json:"demands,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeId  string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Demands []*LeaseDemand         `protobuf:"bytes,2,rep,name=demands,proto3" json:"demands,omitempty"`
+	// The holder: one life of the node's admitter.
+	Incarnation      string `protobuf:"bytes,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	IncarnationAgeMs int64  `protobuf:"varint,4,opt,name=incarnation_age_ms,json=incarnationAgeMs,proto3" json:"incarnation_age_ms,omitempty"`
+	// clean_start: no earlier life of the node can have invocations running.
+	CleanStart bool `protobuf:"varint,5,opt,name=clean_start,json=cleanStart,proto3" json:"clean_start,omitempty"`
+	// full: demands cover every pool the holder tracks.
+	Full          bool `protobuf:"varint,6,opt,name=full,proto3" json:"full,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1027,6 +1034,34 @@ func (x *RenewLeasesRequest) GetDemands() []*LeaseDemand {
 		return x.Demands
 	}
 	return nil
+}
+
+func (x *RenewLeasesRequest) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
+	}
+	return ""
+}
+
+func (x *RenewLeasesRequest) GetIncarnationAgeMs() int64 {
+	if x != nil {
+		return x.IncarnationAgeMs
+	}
+	return 0
+}
+
+func (x *RenewLeasesRequest) GetCleanStart() bool {
+	if x != nil {
+		return x.CleanStart
+	}
+	return false
+}
+
+func (x *RenewLeasesRequest) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
 }
 
 type RenewLeasesResponse struct {
@@ -1449,10 +1484,15 @@ const file_rpcpb_invoke_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05slots\x18\x04 \x01(\rR\x05slots\x12\x15\n" +
-	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\"b\n" +
+	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\"\xe7\x01\n" +
 	"\x12RenewLeasesRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x123\n" +
-	"\ademands\x18\x02 \x03(\v2\x19.stoke.rpc.v1.LeaseDemandR\ademands\"\x83\x01\n" +
+	"\ademands\x18\x02 \x03(\v2\x19.stoke.rpc.v1.LeaseDemandR\ademands\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\tR\vincarnation\x12,\n" +
+	"\x12incarnation_age_ms\x18\x04 \x01(\x03R\x10incarnationAgeMs\x12\x1f\n" +
+	"\vclean_start\x18\x05 \x01(\bR\n" +
+	"cleanStart\x12\x12\n" +
+	"\x04full\x18\x06 \x01(\bR\x04full\"\x83\x01\n" +
 	"\x13RenewLeasesResponse\x120\n" +
 	"\x06grants\x18\x01 \x03(\v2\x18.stoke.rpc.v1.LeaseGrantR\x06grants\x12\x1d\n" +
 	"\n" +
