@@ -6,6 +6,10 @@ import (
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
+func ceilingCmd(ceiling int32, epoch uint64) *fsmpb.SetLeaseCeilingCmd {
+	return &fsmpb.SetLeaseCeilingCmd{Header: hdr(testAccount), Ceiling: ceiling, Epoch: epoch}
+}
+
 func putPC(fn, qualifier string, n int32) *fsmpb.PutProvisionedConcurrencyCmd {
 	return &fsmpb.PutProvisionedConcurrencyCmd{Header: hdr(testAccount), FunctionName: fn, Qualifier: qualifier, Requested: n}
 }
@@ -108,6 +112,21 @@ var provisionedApplyCases = []struct {
 				t.Fatalf("configs left: %v", v.AllProvisionedConfigs())
 			}
 		}},
+	{name: "set a lease ceiling", setup: provisionedSetup, cmd: ceilingCmd(40, 3),
+		check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
+			if c := v.LeaseCeiling(testAccount); c == nil || c.Ceiling != 40 || c.Epoch != 3 {
+				t.Fatalf("ceiling = %v", c)
+			}
+		}},
+	{name: "a later epoch moves the ceiling", setup: withSetup(ceilingCmd(40, 3)), cmd: ceilingCmd(10, 4),
+		check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
+			if c := v.LeaseCeiling(testAccount); c.Ceiling != 10 || c.Epoch != 4 {
+				t.Fatalf("ceiling = %v", c)
+			}
+		}},
+	{name: "an earlier epoch may not move the ceiling", setup: withSetup(ceilingCmd(40, 3)), cmd: ceilingCmd(90, 2), want: CodePrecondition},
+	{name: "negative lease ceiling", setup: provisionedSetup, cmd: ceilingCmd(-1, 3), want: CodeInvalid},
+	{name: "lease ceiling of a missing account", cmd: ceilingCmd(5, 1), want: CodeNotFound},
 	{name: "deleting a function drops its configs", setup: withSetup(putPC("fn", "live", 2), putPC("fn", "1", 1)),
 		cmd: &fsmpb.DeleteFunctionCmd{Header: hdr(testAccount), Name: "fn"},
 		check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {

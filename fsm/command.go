@@ -45,6 +45,7 @@ const (
 	CmdPutProvisionedConcurrency       CommandType = 30
 	CmdDeleteProvisionedConcurrency    CommandType = 31
 	CmdSetProvisionedConcurrencyStatus CommandType = 32
+	CmdSetLeaseCeiling                 CommandType = 33
 )
 
 // IgnorableFlag marks a command type that replicas may skip when unknown.
@@ -90,6 +91,7 @@ var commands = map[CommandType]commandInfo{
 	CmdSetProvisionedConcurrencyStatus: {"SetProvisionedConcurrencyStatus", func() Command {
 		return &fsmpb.SetProvisionedConcurrencyStatusCmd{}
 	}},
+	CmdSetLeaseCeiling: {"SetLeaseCeiling", func() Command { return &fsmpb.SetLeaseCeilingCmd{} }},
 }
 
 func (t CommandType) String() string {

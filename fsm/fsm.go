@@ -231,6 +231,8 @@ func (a *applier) apply(t CommandType, cmd Command) (*fsmpb.ApplyResult, error) 
 		return a.deleteProvisionedConcurrency(c)
 	case *fsmpb.SetProvisionedConcurrencyStatusCmd:
 		return a.setProvisionedConcurrencyStatus(c)
+	case *fsmpb.SetLeaseCeilingCmd:
+		return a.setLeaseCeiling(c)
 	}
 	// Every registered type has a case above; a test walks the registry.
 	return nil, errorf(CodeInvalid, "no handler for %s", t)

@@ -29,7 +29,7 @@ func randomCommand(rng *rand.Rand, r *replica) Command {
 		}
 		return "stale"
 	}
-	switch rng.IntN(19) {
+	switch rng.IntN(20) {
 	case 0:
 		return &fsmpb.CreateAccountCmd{Header: h, Account: &fsmpb.Account{Id: acct, ConcurrencyLimit: 100 + int32(rng.IntN(900)), UnreservedMinimum: 10}}
 	case 1, 2:
@@ -77,6 +77,8 @@ func randomCommand(rng *rand.Rand, r *replica) Command {
 		}
 		return &fsmpb.SetProvisionedConcurrencyStatusCmd{Header: h, FunctionName: fnName, Qualifier: q, ExpectedRevisionId: rev,
 			Status: []string{ProvisionedReady, ProvisionedFailed, "bogus"}[rng.IntN(3)], Allocated: int32(rng.IntN(5))}
+	case 19:
+		return &fsmpb.SetLeaseCeilingCmd{Header: h, Ceiling: int32(rng.IntN(60)) - 5, Epoch: uint64(rng.IntN(4))}
 	default:
 		if rng.IntN(2) == 0 {
 			return &fsmpb.UpsertNodeCmd{Header: h, Node: &fsmpb.Node{Id: "n" + strconv.Itoa(rng.IntN(3)), MemoryMb: int64(rng.IntN(4096))}}

@@ -13,8 +13,10 @@ const (
 	tableAliases    = "aliases"
 	tableNodes      = "nodes"
 	tableRequests   = "requests"
-	// tableProvisioned holds provisioned concurrency configs (issue 6).
+	// tableProvisioned holds provisioned concurrency configs and
+	// tableCeilings the lease coordinator's ceilings (issue 6).
 	tableProvisioned = "provisioned_concurrency"
+	tableCeilings    = "lease_ceilings"
 )
 
 // Index names shared by several tables.
@@ -28,7 +30,7 @@ const (
 var tablesInOrder = []string{
 	tableAccounts, tableAccessKeys, tableFunctions, tableVersions,
 	tableAliases, tableNodes, tableRequests,
-	tableProvisioned,
+	tableProvisioned, tableCeilings,
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -68,5 +70,6 @@ func schema() *memdb.DBSchema {
 			indexID: {Name: indexID, Unique: true, Indexer: str("RequestId")},
 		}},
 		tableProvisioned: provisionedTable(functionKey),
+		tableCeilings:    ceilingsTable(),
 	}}
 }

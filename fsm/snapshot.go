@@ -31,6 +31,7 @@ const (
 	recRequest
 	// Kinds 30-39 belong to placement (issue 6).
 	recProvisioned recordKind = 30
+	recCeiling     recordKind = 31
 	recEnd         recordKind = 0xFF
 )
 
@@ -43,7 +44,7 @@ const maxRecordBytes = 16 << 20
 var tableRecords = map[string]recordKind{
 	tableAccounts: recAccount, tableAccessKeys: recAccessKey, tableFunctions: recFunction,
 	tableVersions: recVersion, tableAliases: recAlias, tableNodes: recNode, tableRequests: recRequest,
-	tableProvisioned: recProvisioned,
+	tableProvisioned: recProvisioned, tableCeilings: recCeiling,
 }
 
 var recordTables = func() map[recordKind]string {
@@ -74,6 +75,8 @@ func newRecord(kind recordKind) proto.Message {
 		return &fsmpb.RequestRecord{}
 	case recProvisioned:
 		return &fsmpb.ProvisionedConcurrencyConfig{}
+	case recCeiling:
+		return &fsmpb.LeaseCeiling{}
 	}
 	return nil
 }

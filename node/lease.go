@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -40,7 +41,7 @@ func (a *Agent) routingLeadership(isLeader bool) {
 		h.coord = nil
 		return
 	}
-	coord, err := admission.NewCoordinator(a.cfg.Routing.Coordinator, a.poolLimits, a.raft.Term(), time.Now())
+	coord, err := admission.NewCoordinator(a.cfg.Routing.Coordinator, a.poolLimits, a.ceilings, a.raft.Term(), time.Now())
 	if err != nil {
 		a.log.Error("lease coordinator not started", "err", err)
 		return
@@ -184,6 +185,73 @@ func (a *Agent) AccountConcurrency(ctx context.Context, accountID string) (int, 
 		return 0, ErrNotCoordinator
 	}
 	return int(resp.InFlight), nil
+}
+
+// raftCeilings keeps the coordinator's per-account lease ceilings in Raft
+// (fsm.SetLeaseCeiling). Proposals are applied one after another by run,
+// each within half the coordinator's ProposalTimeout, so they commit in
+// the order the coordinator made them.
+type raftCeilings struct {
+	meta    *Metadata
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu      sync.Mutex
+	pending []ceilingProposal
+	kick    chan struct{}
+}
+
+type ceilingProposal struct {
+	account string
+	ceiling int
+	epoch   uint64
+}
+
+func newRaftCeilings(meta *Metadata, log *slog.Logger, timeout time.Duration) *raftCeilings {
+	return &raftCeilings{meta: meta, log: log.With("component", "lease-ceilings"), timeout: timeout, kick: make(chan struct{}, 1)}
+}
+
+func (r *raftCeilings) Ceiling(accountID string) (int, uint64) {
+	if c := r.meta.View().LeaseCeiling(accountID); c != nil {
+		return int(c.Ceiling), c.Epoch
+	}
+	return 0, 0
+}
+
+func (r *raftCeilings) Propose(accountID string, ceiling int, epoch uint64) {
+	r.mu.Lock()
+	r.pending = append(r.pending, ceilingProposal{account: accountID, ceiling: ceiling, epoch: epoch})
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *raftCeilings) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+		for {
+			r.mu.Lock()
+			if len(r.pending) == 0 {
+				r.mu.Unlock()
+				break
+			}
+			p := r.pending[0]
+			r.pending = r.pending[1:]
+			r.mu.Unlock()
+			actx, cancel := context.WithTimeout(ctx, r.timeout)
+			_, err := r.meta.Apply(actx, &fsmpb.SetLeaseCeilingCmd{Header: &fsmpb.Header{AccountId: p.account}, Ceiling: int32(p.ceiling), Epoch: p.epoch})
+			cancel()
+			if err != nil {
+				r.log.Warn("lease ceiling not committed", "account", p.account, "ceiling", p.ceiling, "epoch", p.epoch, "err", err)
+			}
+		}
+	}
 }
 
 // viewLimits gives the coordinator each pool's limit from the leader's

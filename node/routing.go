@@ -30,6 +30,7 @@ type routingParts struct {
 	leases            *admission.LeaseAdmitter
 	coordHost         coordinatorHost
 	poolLimits        *viewLimits
+	ceilings          *raftCeilings
 	provisioned       *provisionedReconciler
 	provisionedStatus *provisionedStatus
 
@@ -55,6 +56,7 @@ func (a *Agent) initRouting() *router {
 	a.health = &nodeHealth{self: a.nodeID, gossip: a.gossip, draining: a.Draining, suspectFor: rc.SuspectFor}
 	a.loads = &loadTracker{self: a.nodeID, gossip: a.gossip, local: func() int { return int(a.local.inflight.Load()) }}
 	a.poolLimits = &viewLimits{meta: a.meta, gossip: a.gossip, slack: slack}
+	a.ceilings = newRaftCeilings(a.meta, a.cfg.Logger, rc.Coordinator.ProposalTimeout/2)
 	lc := rc.Leases
 	lc.NodeID, lc.Logger, lc.CleanStart = a.nodeID, a.cfg.Logger, a.leaseCleanStart()
 	leases, err := admission.NewLeaseAdmitter(lc, leaseClient{a: a})
@@ -91,6 +93,7 @@ func (a *Agent) startRouting(dialer *cluster.Dialer) {
 	for _, loop := range []func(context.Context){
 		func(ctx context.Context) { a.ring.watch(ctx, a.raft.Store(), a.log) },
 		a.leases.Run,
+		a.ceilings.run,
 		a.publishLoad,
 		a.provisioned.run,
 		a.provisionedStatus.run,

@@ -19,7 +19,9 @@ import (
 // three-node cluster with real sandboxes: warm sandboxes gather on the
 // home shard, spill-over to the next preferred node only when the home is
 // full, large payloads stream across the hop, provisioned concurrency
-// serves without cold starts, and a killed home is routed around.
+// serves without cold starts, a killed home is routed around (and its
+// provisioned sandboxes re-created elsewhere), and a draining node is
+// left out of placement.
 //
 // s1's memory budget holds six 128 MB sandboxes, so "full" is observable
 // exactly; the load factor is raised so that the bounded-load spill (which
@@ -172,14 +174,8 @@ func TestInvokeRoutingCluster(t *testing.T) {
 			!strings.HasSuffix(list.ProvisionedConcurrencyConfigs[0].FunctionArn, ":"+name+":1") {
 			t.Fatalf("list: %d %+v", code, list)
 		}
-		del, _ := http.NewRequest(http.MethodDelete, api+"?Qualifier=1", nil)
-		if resp, err := httpClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
-			t.Fatalf("delete: %v %v", err, resp)
-		}
-		var e struct{ Type string }
-		if code := getJSON(t, api+"?Qualifier=1", &e); code != http.StatusNotFound {
-			t.Fatalf("get after delete: %d", code)
-		}
+		// The config stays: the next subtest kills a node and checks that
+		// its share is re-created elsewhere.
 	})
 
 	t.Run("killed home is routed around", func(t *testing.T) {
@@ -251,6 +247,47 @@ func TestInvokeRoutingCluster(t *testing.T) {
 		}
 		// No token ran twice (functionRuns fails the test if one did).
 		c.functionRuns(t, name, math.Inf(1))
+
+		// The dead node's share of provisioned concurrency is re-created
+		// on the survivors.
+		api := "http://" + survivors[0].HTTPAddr() + "/2019-09-30/functions/prov/provisioned-concurrency?Qualifier=1"
+		clustertest.WaitFor(t, 60*time.Second, func() error {
+			var got provisionedJSON
+			if code := getJSON(t, api, &got); code != http.StatusOK || got.AllocatedProvisionedConcurrentExecutions != 5 {
+				return fmt.Errorf("%d %+v", code, got)
+			}
+			if n := sum(c.sandboxes("prov", "1")); n < 5 {
+				return fmt.Errorf("the survivors hold %d sandboxes of prov:1", n)
+			}
+			return nil
+		})
+		del, _ := http.NewRequest(http.MethodDelete, api, nil)
+		if resp, err := httpClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete: %v %v", err, resp)
+		}
+		var e struct{ Type string }
+		if code := getJSON(t, api, &e); code != http.StatusNotFound {
+			t.Fatalf("get after delete: %d", code)
+		}
+	})
+
+	t.Run("a draining node gets no invocations through the ring", func(t *testing.T) {
+		live := c.live()
+		draining, other := live[0], live[1]
+		name := c.nameHomedOn(t, "drain", draining.NodeID())
+		c.deploy(t, name)
+		if r := invoke(t, other, name, "", runPayload("before", 0)); r.status != http.StatusOK || r.node != draining.NodeID() {
+			t.Fatalf("before the drain: %d on %q: %s", r.status, r.node, r.body)
+		}
+		draining.beginShutdownDrain()
+		for i := range 20 {
+			// Through the draining node (it still answers its clients and
+			// forwards) and through the other one.
+			via := live[i%2]
+			if r := invoke(t, via, name, "", runPayload(fmt.Sprint("during-", i), 0)); r.status != http.StatusOK || r.node != other.NodeID() {
+				t.Fatalf("during the drain via %s: %d on %q: %s", via.NodeID(), r.status, r.node, r.body)
+			}
+		}
 	})
 }
 

@@ -25,6 +25,21 @@ type Limits interface {
 	HolderNodes() []string
 }
 
+// Ceilings keeps each account's lease ceiling where a successor will find
+// it (the node layer: Raft, fsm.SetLeaseCeiling). The coordinator never
+// lets the sum of an account's charges exceed the committed ceiling, so a
+// new coordinator knows its predecessor had at most that much out.
+type Ceilings interface {
+	// Ceiling returns the account's committed ceiling and the epoch of the
+	// coordinator that set it (0, 0 when none was ever set).
+	Ceiling(accountID string) (ceiling int, epoch uint64)
+	// Propose asks, without waiting, for the account's ceiling to become
+	// ceiling on behalf of epoch; a proposal from an older epoch than the
+	// committed one must fail. The coordinator watches Ceiling for the
+	// outcome and has at most one proposal per account in flight.
+	Propose(accountID string, ceiling int, epoch uint64)
+}
+
 // CoordinatorConfig configures a Coordinator.
 type CoordinatorConfig struct {
 	// LeaseTTL is how long a grant lasts. A node that cannot renew stops
@@ -38,54 +53,92 @@ type CoordinatorConfig struct {
 	// ActiveFor is how long after its last report a node's demand counts
 	// when the limit is shared out.
 	ActiveFor time.Duration
+	// ProposalTimeout is how long a ceiling proposal may take before the
+	// coordinator considers it failed.
+	ProposalTimeout time.Duration
 }
 
 // DefaultCoordinatorConfig returns the settings Stoke uses.
 func DefaultCoordinatorConfig() CoordinatorConfig {
-	return CoordinatorConfig{LeaseTTL: 3 * time.Second, LeaderMargin: time.Second, ActiveFor: 3 * time.Second}
+	return CoordinatorConfig{LeaseTTL: 3 * time.Second, LeaderMargin: time.Second, ActiveFor: 3 * time.Second,
+		ProposalTimeout: 2 * time.Second}
 }
 
 // Validate reports the first setting that cannot work.
 func (c CoordinatorConfig) Validate() error {
-	if c.LeaseTTL <= 0 || c.LeaderMargin < 0 || c.ActiveFor <= 0 {
-		return errors.New("admission: LeaseTTL and ActiveFor must be positive, LeaderMargin not negative")
+	if c.LeaseTTL <= 0 || c.LeaderMargin < 0 || c.ActiveFor <= 0 || c.ProposalTimeout <= 0 {
+		return errors.New("admission: LeaseTTL, ActiveFor and ProposalTimeout must be positive, LeaderMargin not negative")
 	}
 	return nil
 }
 
+// ceilingHeadroom is how far above what is charged an account's ceiling is
+// raised (and may stay before it is lowered): a tenth of the limit, so a
+// burst needs a Raft write only now and then, and a new coordinator finds
+// at most two tenths of the limit frozen beyond what was really in use.
+func ceilingHeadroom(limit int) int { return max(2, limit/10) }
+
 // Coordinator leases slices of every pool's limit to nodes. One runs on
 // the Raft leader; a new leader starts a new one with a higher epoch.
 //
-// Invariant: for every pool, at any time t, the sum over nodes of
+// Invariant: at any time t, for every pool the sum over nodes of
 // charge(node, t) is at most the pool's limit (but see below for limits
-// that shrink), and the sum over all pools of an account is at most the
-// account's limit, where charge bounds the
-// invocations the node may be running in the pool at t: the largest of
-// the in-flight count it last reported (until MaxRun after that report)
-// and the slots of every grant it may still hold or have admitted under
-// (until MaxRun after that grant's expiry). A new grant is only ever the
-// room left under the limit by the other nodes' charges. A new
-// coordinator does not know its predecessor's grants: until every node
-// that may hold one has told it everything it holds (a full renewal from
-// an incarnation with no unknown predecessor: a clean start, or one that
-// began MaxRun ago), and at most for LeaseTTL + MaxRun + LeaderMargin,
-// it is in a grace period in which it re-grants each node at most what
-// the node reports holding, so the predecessor's invariant carries over.
-// In a healthy cluster every node renews within a second of a leader
-// change, which ends the grace period.
+// that shrink), and for every account the sum over all its pools is at
+// most the account's limit and at most its committed ceiling. charge
+// bounds the invocations the node may be running in the pool at t: the
+// largest of the in-flight count it last reported (until MaxRun after
+// that report) and the slots of every grant it may still hold or have
+// admitted under (until MaxRun after that grant's expiry). A new grant is
+// only ever the room those bounds leave after the other nodes' charges;
+// the ceiling is raised (and committed) before a grant may use the room
+// above it.
+//
+// When a limit shrinks (an account limit lowered, a reservation taken out
+// of the unreserved pool), slices granted before are not revoked: the
+// pool drains to its new limit as they are renewed smaller (within a
+// renewal interval, at most LeaseTTL) and their invocations end; the
+// account-wide sum holds throughout, because every grant also fits the
+// account limit.
+//
+// A new coordinator does not know its predecessor's grants, only that
+// they total at most the predecessor's committed ceiling. Until every
+// node that may hold one has told it everything it holds (a full renewal
+// from an incarnation with no unknown earlier life: a clean start, or one
+// that began MaxRun ago), and at most for LeaseTTL + MaxRun +
+// LeaderMargin, it is in a grace period in which it counts the part of
+// that ceiling the nodes heard from do not account for as in use by
+// unknown holders. Everything else under the limits is shared out at
+// once; in a healthy cluster every node renews within a second of a
+// leader change, which ends the grace period.
 //
 // All methods are safe for concurrent use. Times are passed in, so the
 // coordinator itself reads no clock.
 type Coordinator struct {
-	cfg    CoordinatorConfig
-	limits Limits
-	epoch  uint64
-	start  time.Time
+	cfg      CoordinatorConfig
+	limits   Limits
+	ceilings Ceilings
+	epoch    uint64
+	start    time.Time
 
 	mu       sync.Mutex
 	seq      uint64
 	pools    map[Pool]map[string]*holder
 	checkins map[string]checkin // node id -> its latest full renewal
+	accounts map[string]*accountState
+}
+
+// accountState is the coordinator's side of an account's ceiling.
+type accountState struct {
+	// pred is the ceiling a predecessor left (0 when none): a bound on
+	// what it may have granted. -1 until first read.
+	pred int
+	// proposed is the last ceiling this coordinator proposed (-1: none);
+	// grants stay under it as well as under the committed one, so a
+	// lowered ceiling binds from the moment it is proposed and a raised
+	// one from the moment it is committed.
+	proposed     int
+	pendingSince time.Time // zero: no proposal in flight
+	effective    int       // min(committed, proposed), refreshed per renewal
 }
 
 // checkin is what a full renewal told about a node's incarnation.
@@ -104,9 +157,9 @@ type holder struct {
 	// oldest first.
 	grants []issued
 	// legacy is the grant of an earlier coordinator the node reported
-	// holding (until the node holds one of ours); legacyCharge is the most
-	// the predecessor must have charged it (held slots or in flight),
-	// which the grace period may share out.
+	// holding (until the node holds one of ours); legacyCharge is the least
+	// the predecessor must have charged it (held slots or in flight), the
+	// part of the predecessor's ceiling known not to be unknown holders'.
 	legacy       issued
 	legacyCharge int
 }
@@ -118,13 +171,15 @@ type issued struct {
 }
 
 // NewCoordinator starts a coordinator for epoch (the Raft term of the
-// leadership it serves) at now.
-func NewCoordinator(cfg CoordinatorConfig, limits Limits, epoch uint64, now time.Time) (*Coordinator, error) {
+// leadership it serves) at now. ceilings must already reflect every
+// ceiling a predecessor committed (the node starts it once its Raft
+// replica applied every entry of earlier terms).
+func NewCoordinator(cfg CoordinatorConfig, limits Limits, ceilings Ceilings, epoch uint64, now time.Time) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg, limits: limits, epoch: epoch, start: now,
-		pools: map[Pool]map[string]*holder{}, checkins: map[string]checkin{}}, nil
+	return &Coordinator{cfg: cfg, limits: limits, ceilings: ceilings, epoch: epoch, start: now,
+		pools: map[Pool]map[string]*holder{}, checkins: map[string]checkin{}, accounts: map[string]*accountState{}}, nil
 }
 
 // Epoch is the coordinator's epoch.
@@ -202,31 +257,99 @@ func (c *Coordinator) renewLocked(node string, d Demand, now time.Time) Grant {
 	}
 	h.inflight, h.want, h.reported = d.InFlight, max(d.Want, 0), now
 
-	others, budget := 0, 0
+	others := 0
 	for id, o := range holders {
 		if id != node {
 			others += o.charge(now, maxRun)
 		}
-		budget += o.legacyCharge
 	}
+	acct := d.Pool.AccountID
+	limitA := c.limits.AccountLimit(acct)
 	// The account's pools together stay within the account limit too:
 	// when a reservation is created the unreserved pool's limit drops at
 	// once, but slices granted before are only renewed smaller within a
 	// renewal interval, and their invocations run on; the reserved pool
 	// waits for them rather than push the account over its limit.
-	room := min(limit-others, c.limits.AccountLimit(d.Pool.AccountID)-c.accountChargeLocked(d.Pool, node, now))
+	othersA := c.accountChargeLocked(d.Pool, node, now)
+	st := c.accountStateLocked(acct, now)
 	grace := c.inGraceLocked(now, maxRun)
+	unknown := 0
 	if grace {
-		// A predecessor's grants to nodes not heard from may still be in
-		// use: only what the nodes heard from held (budget) is known to be
-		// free of them, so only that is shared out, between those nodes.
-		room = min(room, budget-others)
+		// What the predecessor may have granted to holders not heard from.
+		unknown = max(0, st.pred-c.legacyChargeLocked(acct))
 	}
-	slots := max(min(h.want, c.fairShareLocked(holders, node, limit, now), room), 0)
+	want := min(h.want, c.fairShareLocked(holders, node, limit, now))
+	byLimits := min(limit-others, limitA-othersA) - unknown
+	slots := max(min(want, byLimits, st.effective-othersA-unknown), 0)
+	raising := false
+	if fits := max(min(want, byLimits), 0); fits > slots {
+		// Only the ceiling holds the grant back: raise it, with headroom.
+		raising = c.proposeLocked(acct, st, min(limitA, othersA+unknown+fits+ceilingHeadroom(limitA)), now)
+	}
 	c.seq++
 	h.grants = append(h.grants, issued{seq: c.seq, slots: slots, expiry: now.Add(c.cfg.LeaseTTL)})
+	if total := othersA + h.charge(now, maxRun) + unknown; st.effective > total+2*ceilingHeadroom(limitA) {
+		// Demand fell: lower the ceiling, so that a successor finds little
+		// of the account frozen.
+		c.proposeLocked(acct, st, total+ceilingHeadroom(limitA), now)
+	}
 	return Grant{Pool: d.Pool, ID: GrantID{Epoch: c.epoch, Seq: c.seq}, Slots: slots, TTL: c.cfg.LeaseTTL,
-		Grace: grace && slots < h.want}
+		Retry: slots < h.want && (grace || raising || !st.pendingSince.IsZero())}
+}
+
+// accountStateLocked refreshes an account's ceiling state from the
+// committed ceiling.
+func (c *Coordinator) accountStateLocked(acct string, now time.Time) *accountState {
+	st := c.accounts[acct]
+	if st == nil {
+		st = &accountState{pred: -1, proposed: -1}
+		c.accounts[acct] = st
+	}
+	committed, epoch := c.ceilings.Ceiling(acct)
+	if st.pred < 0 {
+		st.pred = 0
+		if epoch < c.epoch {
+			st.pred = committed
+		}
+	}
+	if !st.pendingSince.IsZero() && ((epoch == c.epoch && committed == st.proposed) || now.Sub(st.pendingSince) > c.cfg.ProposalTimeout) {
+		st.pendingSince = time.Time{}
+	}
+	st.effective = committed
+	if epoch > c.epoch {
+		st.effective = 0 // a newer coordinator moved it: this one is deposed
+	}
+	if st.proposed >= 0 {
+		st.effective = min(st.effective, st.proposed)
+	}
+	return st
+}
+
+// proposeLocked proposes ceiling for acct unless a proposal is in flight or
+// it would change nothing; it reports whether it proposed.
+func (c *Coordinator) proposeLocked(acct string, st *accountState, ceiling int, now time.Time) bool {
+	committed, _ := c.ceilings.Ceiling(acct)
+	if !st.pendingSince.IsZero() || ceiling == committed {
+		return false
+	}
+	st.proposed, st.pendingSince = ceiling, now
+	st.effective = min(st.effective, ceiling)
+	c.ceilings.Propose(acct, ceiling, c.epoch)
+	return true
+}
+
+// legacyChargeLocked sums what the account's holders reported holding
+// from a predecessor.
+func (c *Coordinator) legacyChargeLocked(acct string) int {
+	n := 0
+	for q, holders := range c.pools {
+		if q.AccountID == acct {
+			for _, h := range holders {
+				n += h.legacyCharge
+			}
+		}
+	}
+	return n
 }
 
 // accountChargeLocked sums the charges of every pool of p's account,

@@ -29,10 +29,10 @@ type Grant struct {
 	ID    GrantID
 	Slots int
 	TTL   time.Duration
-	// Grace is set when the grant is smaller than asked only because the
-	// coordinator is new and still learning what nodes hold: asking again
-	// shortly may get more.
-	Grace bool
+	// Retry is set when more may be granted shortly: the coordinator is
+	// raising the account's ceiling, or is new and still learning what
+	// nodes hold.
+	Retry bool
 }
 
 // Demand is a node's report on one pool, sent with every renewal.
@@ -179,9 +179,8 @@ type leasePool struct {
 	sync     *syncCall
 	lastSync time.Time
 	limited  bool // the last on-demand renewal found the pool at its limit
-	// graceHeld: the last on-demand renewal was held back by a new
-	// coordinator's grace period (asking again soon may get more).
-	graceHeld bool
+	// retrySoon: the last on-demand renewal said more may come shortly.
+	retrySoon bool
 	waiters   int
 }
 
@@ -241,6 +240,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		p = &leasePool{}
 		l.pools[pool] = p
 	}
+	spaced := false // a wait for SyncSpacing/5 just ended
 	for round := 0; ; round++ {
 		now := l.now()
 		p.lastUsed = now
@@ -263,10 +263,10 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			cause := l.causeLocked(p, now)
 			l.mu.Unlock()
 			return nil, throttle(req, cause)
-		case p.graceHeld && now.Sub(p.lastSync) < l.cfg.SyncSpacing:
-			// The last renewal was held back by a new coordinator's grace
-			// period: ask again once SyncSpacing has passed.
-			if next := p.lastSync.Add(l.cfg.SyncSpacing); next.Before(deadline) {
+		case p.retrySoon && !spaced && now.Sub(p.lastSync) < l.cfg.SyncSpacing/5:
+			// More may come shortly (a ceiling being raised, a new
+			// coordinator's grace period): ask again in a moment.
+			if next := p.lastSync.Add(l.cfg.SyncSpacing / 5); next.Before(deadline) {
 				until = next
 			}
 		default:
@@ -276,6 +276,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			done = call.done
 			go l.syncRenew(pool, call)
 		}
+		spaced = done == nil
 		p.waiters++
 		l.mu.Unlock()
 		var timeout <-chan time.Time
@@ -358,7 +359,7 @@ func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 	defer l.mu.Unlock()
 	p := l.pools[pool] // never dropped while an Admit waits on it
 	p.sync = nil
-	p.limited, p.graceHeld = true, false
+	p.limited, p.retrySoon = true, false
 	if err != nil {
 		l.log.Debug("on-demand lease renewal failed", "pool", pool.String(), "err", err)
 	}
@@ -367,7 +368,7 @@ func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 			l.applyLocked(q, g, sent)
 		}
 		if g.Pool == pool {
-			p.limited, p.graceHeld = g.Slots < want && !g.Grace, g.Grace
+			p.limited, p.retrySoon = g.Slots < want && !g.Retry, g.Retry
 		}
 	}
 	close(call.done)

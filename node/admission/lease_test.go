@@ -21,6 +21,42 @@ func (f fixedLimits) PoolLimit(Pool) (int, time.Duration, bool) { return f.limit
 func (f fixedLimits) HolderNodes() []string                     { return f.nodes }
 func (f fixedLimits) AccountLimit(string) int                   { return f.limit }
 
+// memCeilings commits proposals at once, as a Raft that never fails would,
+// refusing those of an epoch older than the committed one or than
+// deposedBelow (a deposed leader cannot commit).
+type memCeilings struct {
+	mu           sync.Mutex
+	m            map[string][2]uint64 // account -> ceiling, epoch
+	deposedBelow uint64
+	proposals    int
+}
+
+// ceilingsAt returns ceilings with every account's ceiling at c, set by
+// epoch.
+func ceilingsAt(c int, epoch uint64) *memCeilings {
+	return &memCeilings{m: map[string][2]uint64{"a": {uint64(c), epoch}}}
+}
+
+func (m *memCeilings) Ceiling(a string) (int, uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.m[a]
+	return int(r[0]), r[1]
+}
+
+func (m *memCeilings) Propose(a string, c int, epoch uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.proposals++
+	if epoch < m.deposedBelow || epoch < m.m[a][1] {
+		return
+	}
+	if m.m == nil {
+		m.m = map[string][2]uint64{}
+	}
+	m.m[a] = [2]uint64{uint64(c), epoch}
+}
+
 // renewal is a full renewal by node (one incarnation, clean start).
 func renewal(node string, demands ...Demand) Renewal {
 	return Renewal{Holder: Holder{Node: node, Incarnation: "i", CleanStart: true}, Full: true, Demands: demands}
@@ -94,7 +130,7 @@ func unreserved(account string) Request {
 
 func TestCoordinatorSharesFairlyAndConverges(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	coord, err := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 50, maxRun: 2 * time.Second}, 1, clock.Now().Add(-time.Hour))
+	coord, err := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 50, maxRun: 2 * time.Second}, ceilingsAt(50, 1), 1, clock.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +170,7 @@ func TestCoordinatorChargesExpiredLeasesUntilTheirInvocationsEnd(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	const maxRun = 5 * time.Second
 	cfg := DefaultCoordinatorConfig()
-	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 10, maxRun: maxRun}, 1, clock.Now().Add(-time.Hour))
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 10, maxRun: maxRun}, ceilingsAt(10, 1), 1, clock.Now().Add(-time.Hour))
 	pool := Pool{AccountID: "a"}
 	g, _ := coord.Renew(renewal("dead", Demand{Pool: pool, Want: 10}), clock.Now())
 	if g[0].Slots != 10 {
@@ -154,20 +190,34 @@ func TestCoordinatorChargesExpiredLeasesUntilTheirInvocationsEnd(t *testing.T) {
 	}
 }
 
-func TestNewCoordinatorOnlyRegrantsWhatNodesHoldDuringGrace(t *testing.T) {
+// TestNewCoordinatorKeepsWhatItCannotAccountFor: the predecessor's
+// ceiling (45 of a limit of 50) bounds what it may have granted; a node
+// reports holding 20 of it, so until every node has reported, 25 count as
+// held by holders not heard from and only 5 are free for a new node.
+func TestNewCoordinatorKeepsWhatItCannotAccountFor(t *testing.T) {
 	const maxRun = 2 * time.Second
 	start := time.Unix(1000, 0)
 	cfg := DefaultCoordinatorConfig()
-	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "n2", "n3"}}, 7, start)
+	ceilings := ceilingsAt(45, 6)
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "n2", "n3"}}, ceilings, 7, start)
 	pool := Pool{AccountID: "a"}
-	old := Demand{Pool: pool, Want: 40, Held: GrantID{Epoch: 6, Seq: 99}, HeldSlots: 20, HeldRemaining: time.Second}
-	g, _ := coord.Renew(renewal("n1", old), start)
-	if g[0].Slots != 20 {
-		t.Fatalf("grace regrant %d slots, want what n1 held (20)", g[0].Slots)
+	old := Demand{Pool: pool, Want: 20, Held: GrantID{Epoch: 6, Seq: 99}, HeldSlots: 20, HeldRemaining: time.Second}
+	if g, _ := coord.Renew(renewal("n1", old), start); g[0].Slots != 20 {
+		t.Fatalf("n1 renewed %d slots, want the 20 it held", g[0].Slots)
 	}
 	fresh := Demand{Pool: pool, Want: 10}
-	if g, _ := coord.Renew(renewal("n2", fresh), start); g[0].Slots != 0 {
-		t.Fatalf("a node holding nothing got %d slots while n3 has not reported", g[0].Slots)
+	renewN2 := func(at time.Time) Grant {
+		t.Helper()
+		g, err := coord.Renew(renewal("n2", fresh), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0]
+	}
+	// The first ask may only raise the ceiling; the next one is granted.
+	renewN2(start)
+	if g := renewN2(start); g.Slots != 5 || !g.Retry {
+		t.Fatalf("n2 got %d slots (retry %v) while 25 may be out with silent nodes, want 5", g.Slots, g.Retry)
 	}
 	// n3 restarted after a crash 1 s ago: its previous life's invocations
 	// may run for another second, so its report does not end the grace.
@@ -175,12 +225,13 @@ func TestNewCoordinatorOnlyRegrantsWhatNodesHoldDuringGrace(t *testing.T) {
 	if _, err := coord.Renew(restarted, start); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := coord.Renew(renewal("n2", fresh), start); g[0].Slots != 0 {
-		t.Fatalf("n2 got %d slots while n3's previous life may still run invocations", g[0].Slots)
+	if g := renewN2(start); g.Slots != 5 {
+		t.Fatalf("n2 got %d slots while n3's previous life may still run invocations, want 5", g.Slots)
 	}
 	// Once n3's incarnation is MaxRun old, every node is accounted for.
-	if g, _ := coord.Renew(renewal("n2", fresh), start.Add(time.Second)); g[0].Slots != 10 {
-		t.Fatalf("with every node accounted for n2 got %d slots, want 10", g[0].Slots)
+	renewN2(start.Add(time.Second))
+	if g := renewN2(start.Add(time.Second)); g.Slots != 10 {
+		t.Fatalf("with every node accounted for n2 got %d slots, want 10", g.Slots)
 	}
 	stale := Demand{Pool: pool, Held: GrantID{Epoch: 8}}
 	if _, err := coord.Renew(renewal("n3", stale), start); !errors.Is(err, ErrStaleCoordinator) {
@@ -192,10 +243,10 @@ func TestGraceEndsAfterItsLongestTerm(t *testing.T) {
 	const maxRun = 2 * time.Second
 	start := time.Unix(1000, 0)
 	cfg := DefaultCoordinatorConfig()
-	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "silent"}}, 7, start)
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "silent"}}, ceilingsAt(50, 6), 7, start)
 	fresh := Demand{Pool: Pool{AccountID: "a"}, Want: 10}
-	if g, _ := coord.Renew(renewal("n1", fresh), start); g[0].Slots != 0 {
-		t.Fatalf("got %d slots while a node is silent", g[0].Slots)
+	if g, _ := coord.Renew(renewal("n1", fresh), start); g[0].Slots != 0 || !g[0].Retry {
+		t.Fatalf("got %d slots while a silent node may hold the whole limit", g[0].Slots)
 	}
 	end := start.Add(cfg.LeaseTTL + maxRun + cfg.LeaderMargin)
 	if g, _ := coord.Renew(renewal("n1", fresh), end); g[0].Slots != 10 {
@@ -203,9 +254,41 @@ func TestGraceEndsAfterItsLongestTerm(t *testing.T) {
 	}
 }
 
+// TestCeilingIsRaisedBeforeAndLoweredAfter: grants never exceed the
+// committed ceiling; the coordinator raises it (with headroom) when
+// demand needs it and lowers it when demand falls.
+func TestCeilingIsRaisedBeforeAndLoweredAfter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ceilings := &memCeilings{}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 100, maxRun: time.Second}, ceilings, 1, now.Add(-time.Hour))
+	pool := Pool{AccountID: "a"}
+	g, _ := coord.Renew(renewal("n1", Demand{Pool: pool, Want: 30}), now)
+	if g[0].Slots != 0 || !g[0].Retry {
+		t.Fatalf("first grant %d slots (retry %v) under a ceiling of 0", g[0].Slots, g[0].Retry)
+	}
+	if c, _ := ceilings.Ceiling("a"); c != 40 {
+		t.Fatalf("ceiling raised to %d, want 30 + a tenth of the limit = 40", c)
+	}
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: pool, Want: 30, Held: g[0].ID, HeldRemaining: time.Second}), now)
+	if g[0].Slots != 30 {
+		t.Fatalf("grant after the raise: %d slots, want 30", g[0].Slots)
+	}
+	// Demand falls to 2; once the 30-slot grant is no longer charged, the
+	// ceiling comes down to what is charged plus headroom.
+	later := now.Add(5 * time.Second)
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: pool, Want: 2, Held: g[0].ID, HeldRemaining: time.Second}), later)
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: pool, Want: 2, Held: g[0].ID, HeldRemaining: time.Second}), later)
+	if c, _ := ceilings.Ceiling("a"); c != 12 || g[0].Slots != 2 {
+		t.Fatalf("ceiling %d and grant %d after demand fell, want 12 and 2", c, g[0].Slots)
+	}
+	if c := coord.Charged(pool, later); c > 12 {
+		t.Fatalf("charged %d above the ceiling", c)
+	}
+}
+
 func TestLeaseAdmitterAdmitsWithinGrantAndStopsWhenItLapses(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 3, maxRun: time.Second}, 1, clock.Now().Add(-time.Hour))
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 3, maxRun: time.Second}, ceilingsAt(3, 1), 1, clock.Now().Add(-time.Hour))
 	reachable := true
 	l := newSimAdmitter(t, "n1", clock, func(string) *Coordinator {
 		if reachable {
@@ -277,7 +360,8 @@ func simulateLeases(t *testing.T, seed uint64) {
 	}
 	ccfg := DefaultCoordinatorConfig()
 	epoch := uint64(1)
-	current, _ := NewCoordinator(ccfg, limits, epoch, clock.Now())
+	ceilings := &memCeilings{}
+	current, _ := NewCoordinator(ccfg, limits, ceilings, epoch, clock.Now())
 	var deposed *Coordinator
 	var deposedUntil time.Time
 	partitioned := map[string]time.Time{}
@@ -317,7 +401,10 @@ func simulateLeases(t *testing.T, seed uint64) {
 		case r < 4: // a new leader: the old coordinator grants a little longer
 			deposed, deposedUntil = current, now.Add(ccfg.LeaderMargin)
 			epoch++
-			current, _ = NewCoordinator(ccfg, limits, epoch, now)
+			ceilings.mu.Lock()
+			ceilings.deposedBelow = epoch
+			ceilings.mu.Unlock()
+			current, _ = NewCoordinator(ccfg, limits, ceilings, epoch, now)
 		}
 		// Demand changes in phases so shares have to move between nodes.
 		for i := range nodes {
@@ -362,7 +449,7 @@ func simulateLeases(t *testing.T, seed uint64) {
 
 func TestLeaseAdmitterBurstWaitsForOneSharedRenewal(t *testing.T) {
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 100, maxRun: time.Second}, 1, clock.Now().Add(-time.Hour))
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 100, maxRun: time.Second}, &memCeilings{}, 1, clock.Now().Add(-time.Hour))
 	var n int
 	var mu sync.Mutex
 	l := newSimAdmitter(t, "n1", clock, func(string) *Coordinator {
@@ -417,7 +504,7 @@ func (accountLimits) HolderNodes() []string   { return nil }
 // the unreserved slices were renewed smaller.
 func TestReservationWaitsForTheAccountToDrain(t *testing.T) {
 	now := time.Unix(1000, 0)
-	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), accountLimits{}, 1, now.Add(-time.Hour))
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), accountLimits{}, ceilingsAt(50, 1), 1, now.Add(-time.Hour))
 	unres, resv := Pool{AccountID: "a"}, Pool{AccountID: "a", Function: "r"}
 	// Granted while the unreserved pool was 50 (a 50-slot lease, as a
 	// coordinator that saw no reservation gave).
@@ -436,6 +523,10 @@ func TestReservationWaitsForTheAccountToDrain(t *testing.T) {
 		t.Fatalf("unreserved slice renewed to %d, want 30", g[0].Slots)
 	}
 	if _, err := coord.Renew(renewal("n1", Demand{Pool: unres, Want: 50, Held: g[0].ID, HeldSlots: 30, HeldRemaining: time.Second}), now); err != nil {
+		t.Fatal(err)
+	}
+	// (The first ask may have to raise the account's ceiling again.)
+	if _, err := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now); err != nil {
 		t.Fatal(err)
 	}
 	if g, _ := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now); g[0].Slots != 20 {

@@ -363,6 +363,134 @@ func (x *SetProvisionedConcurrencyStatusCmd) GetAllocated() int32 {
 	return 0
 }
 
+// LeaseCeiling bounds, per account, the concurrency the lease coordinator
+// may have granted in all: the coordinator raises it (a Raft write, only
+// when its grants outgrow it, never per invocation) before it grants
+// beyond it, and lowers it when demand falls. A new coordinator trusts it
+// for what its predecessor may still have out, and shares out the rest of
+// the account limit at once.
+type LeaseCeiling struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Ceiling   int32                  `protobuf:"varint,2,opt,name=ceiling,proto3" json:"ceiling,omitempty"`
+	// epoch is the coordinator epoch (Raft term) that set it: a command
+	// from an older epoch is refused.
+	Epoch         uint64 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseCeiling) Reset() {
+	*x = LeaseCeiling{}
+	mi := &file_fsmpb_placement_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseCeiling) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseCeiling) ProtoMessage() {}
+
+func (x *LeaseCeiling) ProtoReflect() protoreflect.Message {
+	mi := &file_fsmpb_placement_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseCeiling.ProtoReflect.Descriptor instead.
+func (*LeaseCeiling) Descriptor() ([]byte, []int) {
+	return file_fsmpb_placement_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *LeaseCeiling) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *LeaseCeiling) GetCeiling() int32 {
+	if x != nil {
+		return x.Ceiling
+	}
+	return 0
+}
+
+func (x *LeaseCeiling) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type SetLeaseCeilingCmd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"` // account_id names the account
+	Ceiling       int32                  `protobuf:"varint,2,opt,name=ceiling,proto3" json:"ceiling,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLeaseCeilingCmd) Reset() {
+	*x = SetLeaseCeilingCmd{}
+	mi := &file_fsmpb_placement_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLeaseCeilingCmd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLeaseCeilingCmd) ProtoMessage() {}
+
+func (x *SetLeaseCeilingCmd) ProtoReflect() protoreflect.Message {
+	mi := &file_fsmpb_placement_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLeaseCeilingCmd.ProtoReflect.Descriptor instead.
+func (*SetLeaseCeilingCmd) Descriptor() ([]byte, []int) {
+	return file_fsmpb_placement_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetLeaseCeilingCmd) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetLeaseCeilingCmd) GetCeiling() int32 {
+	if x != nil {
+		return x.Ceiling
+	}
+	return 0
+}
+
+func (x *SetLeaseCeilingCmd) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_fsmpb_placement_proto protoreflect.FileDescriptor
 
 const file_fsmpb_placement_proto_rawDesc = "" +
@@ -396,7 +524,16 @@ const file_fsmpb_placement_proto_rawDesc = "" +
 	"\x14expected_revision_id\x18\x04 \x01(\tR\x12expectedRevisionId\x12\x16\n" +
 	"\x06status\x18\x05 \x01(\tR\x06status\x12#\n" +
 	"\rstatus_reason\x18\x06 \x01(\tR\fstatusReason\x12\x1c\n" +
-	"\tallocated\x18\a \x01(\x05R\tallocatedB&Z$github.com/stokehq/stoke/proto/fsmpbb\x06proto3"
+	"\tallocated\x18\a \x01(\x05R\tallocated\"]\n" +
+	"\fLeaseCeiling\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x18\n" +
+	"\aceiling\x18\x02 \x01(\x05R\aceiling\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epoch\"r\n" +
+	"\x12SetLeaseCeilingCmd\x12,\n" +
+	"\x06header\x18\x01 \x01(\v2\x14.stoke.fsm.v1.HeaderR\x06header\x12\x18\n" +
+	"\aceiling\x18\x02 \x01(\x05R\aceiling\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x04R\x05epochB&Z$github.com/stokehq/stoke/proto/fsmpbb\x06proto3"
 
 var (
 	file_fsmpb_placement_proto_rawDescOnce sync.Once
@@ -410,23 +547,26 @@ func file_fsmpb_placement_proto_rawDescGZIP() []byte {
 	return file_fsmpb_placement_proto_rawDescData
 }
 
-var file_fsmpb_placement_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_fsmpb_placement_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_fsmpb_placement_proto_goTypes = []any{
 	(*ProvisionedConcurrencyConfig)(nil),       // 0: stoke.fsm.v1.ProvisionedConcurrencyConfig
 	(*PutProvisionedConcurrencyCmd)(nil),       // 1: stoke.fsm.v1.PutProvisionedConcurrencyCmd
 	(*DeleteProvisionedConcurrencyCmd)(nil),    // 2: stoke.fsm.v1.DeleteProvisionedConcurrencyCmd
 	(*SetProvisionedConcurrencyStatusCmd)(nil), // 3: stoke.fsm.v1.SetProvisionedConcurrencyStatusCmd
-	(*Header)(nil), // 4: stoke.fsm.v1.Header
+	(*LeaseCeiling)(nil),                       // 4: stoke.fsm.v1.LeaseCeiling
+	(*SetLeaseCeilingCmd)(nil),                 // 5: stoke.fsm.v1.SetLeaseCeilingCmd
+	(*Header)(nil),                             // 6: stoke.fsm.v1.Header
 }
 var file_fsmpb_placement_proto_depIdxs = []int32{
-	4, // 0: stoke.fsm.v1.PutProvisionedConcurrencyCmd.header:type_name -> stoke.fsm.v1.Header
-	4, // 1: stoke.fsm.v1.DeleteProvisionedConcurrencyCmd.header:type_name -> stoke.fsm.v1.Header
-	4, // 2: stoke.fsm.v1.SetProvisionedConcurrencyStatusCmd.header:type_name -> stoke.fsm.v1.Header
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	6, // 0: stoke.fsm.v1.PutProvisionedConcurrencyCmd.header:type_name -> stoke.fsm.v1.Header
+	6, // 1: stoke.fsm.v1.DeleteProvisionedConcurrencyCmd.header:type_name -> stoke.fsm.v1.Header
+	6, // 2: stoke.fsm.v1.SetProvisionedConcurrencyStatusCmd.header:type_name -> stoke.fsm.v1.Header
+	6, // 3: stoke.fsm.v1.SetLeaseCeilingCmd.header:type_name -> stoke.fsm.v1.Header
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_fsmpb_placement_proto_init() }
@@ -441,7 +581,7 @@ func file_fsmpb_placement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsmpb_placement_proto_rawDesc), len(file_fsmpb_placement_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
