@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/node/lambdaapi"
 	"github.com/stokehq/stoke/proto/rpcpb"
@@ -37,6 +40,38 @@ func unknownOutcome(node, requestID string, cause error) error {
 			node, requestID, cause)}}
 }
 
+// maxReplyBytes bounds a unary InvokeWhole reply: a 6 MB response plus
+// its log tail and framing.
+const maxReplyBytes = 8 << 20
+
+// connectWait bounds how long a forward waits for a connection that is
+// being (re)established.
+const connectWait = time.Second
+
+// connected reports whether cc is ready for a call, connecting it if it is
+// idle and waiting up to connectWait. A node whose address refuses
+// connections is not: the invocation was never sent and another node may
+// take it. (A connection that breaks after this check makes the outcome
+// unknown instead.)
+func connected(ctx context.Context, cc *grpc.ClientConn) bool {
+	ctx, cancel := context.WithTimeout(ctx, connectWait)
+	defer cancel()
+	for {
+		st := cc.GetState()
+		switch st {
+		case connectivity.Ready:
+			return true
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return false
+		case connectivity.Idle:
+			cc.Connect()
+		}
+		if !cc.WaitForStateChange(ctx, st) {
+			return false
+		}
+	}
+}
+
 // remoteInvoker forwards invocations to other nodes over the cluster's
 // authenticated gRPC connections.
 type remoteInvoker struct {
@@ -57,20 +92,34 @@ func (c *remoteInvoker) invoke(ctx context.Context, id string, req *lambdaapi.In
 	if err != nil {
 		return nil, refusal{}, false, fmt.Errorf("%w: %v", errUnreachable, err)
 	}
+	if !connected(ctx, cc) {
+		return nil, refusal{}, false, fmt.Errorf("%w: %s: no connection to %s", errUnreachable, id, addr)
+	}
 	// Fail fast (no wait-for-ready): a node whose port refuses connections
 	// fails here, before anything is sent, and the next node is tried.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := rpcpb.NewInvokeClient(cc).Invoke(ctx)
-	if err != nil {
-		return nil, refusal{}, false, fmt.Errorf("%w: %s: %v", errUnreachable, id, err)
-	}
 	first := req.Payload[:min(len(req.Payload), c.chunk)]
 	start := &rpcpb.InvokeStart{
 		RequestId: req.RequestID, AccountId: req.AccountID, FunctionName: req.FunctionName,
 		Version: req.Version, Revision: req.Revision, Config: req.Config, InvokedArn: req.InvokedARN,
 		ClientContext: req.ClientContext, Tail: req.Tail, Mode: mode,
 		PayloadSize: uint32(len(req.Payload)), Payload: first,
+	}
+	client := rpcpb.NewInvokeClient(cc)
+	if len(first) == len(req.Payload) {
+		// The whole payload in one message, sent with the end of the
+		// request stream: one write. An error here means the request was
+		// not sent (the stream failed to open or to take it).
+		reply, err := client.InvokeWhole(ctx, start, grpc.MaxCallRecvMsgSize(maxReplyBytes))
+		if err != nil {
+			return nil, refusal{}, true, unknownOutcome(id, req.RequestID, err)
+		}
+		return c.finish(nil, reply, id, req)
+	}
+	stream, err := client.Invoke(ctx)
+	if err != nil {
+		return nil, refusal{}, false, fmt.Errorf("%w: %s: %v", errUnreachable, id, err)
 	}
 	if err := stream.Send(&rpcpb.InvokeFrame{Frame: &rpcpb.InvokeFrame_Start{Start: start}}); err != nil {
 		// The stream died before the start frame was queued: the callee
@@ -107,8 +156,11 @@ func (c *remoteInvoker) invoke(ctx context.Context, id string, req *lambdaapi.In
 	return c.finish(stream, reply, id, req)
 }
 
-// finish reads the callee's answer that begins with reply.
-func (c *remoteInvoker) finish(stream rpcpb.Invoke_InvokeClient, reply *rpcpb.InvokeReply, id string, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, refusal, bool, error) {
+// finish reads the callee's answer that begins with reply; stream is nil
+// for a unary call, whose reply holds the whole response.
+func (c *remoteInvoker) finish(stream interface {
+	Recv() (*rpcpb.InvokeReply, error)
+}, reply *rpcpb.InvokeReply, id string, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, refusal, bool, error) {
 	switch r := reply.Reply.(type) {
 	case *rpcpb.InvokeReply_Refused:
 		return nil, refuse(r.Refused.Reason, r.Refused.Message), true, nil
@@ -119,7 +171,7 @@ func (c *remoteInvoker) finish(stream rpcpb.Invoke_InvokeClient, reply *rpcpb.In
 		h := r.Result
 		payload := make([]byte, 0, h.PayloadSize)
 		payload = append(payload, h.Payload...)
-		for len(payload) < int(h.PayloadSize) {
+		for len(payload) < int(h.PayloadSize) && stream != nil {
 			more, err := stream.Recv()
 			if err != nil {
 				return nil, refusal{}, true, unknownOutcome(id, req.RequestID, fmt.Errorf("response cut short: %w", err))

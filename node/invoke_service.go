@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,45 +28,77 @@ func (s *invokeService) Invoke(stream rpcpb.Invoke_InvokeServer) error {
 		return err
 	}
 	start := frame.GetStart()
-	if start == nil || start.Config == nil || int(start.PayloadSize) > lambdaapi.MaxSyncPayloadBytes || len(start.Payload) > int(start.PayloadSize) {
-		return status.Error(codes.InvalidArgument, "invoke: the first frame must be a well-formed start")
+	if start == nil {
+		return status.Error(codes.InvalidArgument, "invoke: the first frame must be a start")
 	}
-	req := &lambdaapi.InvokeRequest{
-		RequestID: start.RequestId, AccountID: start.AccountId, FunctionName: start.FunctionName,
-		Version: start.Version, Revision: start.Revision, Config: start.Config, InvokedARN: start.InvokedArn,
-		ClientContext: start.ClientContext, Tail: start.Tail,
-	}
-	more := int(start.PayloadSize) > len(start.Payload)
-	if ref := s.r.precheck(req, start.Mode, more); ref.refused() {
-		return sendRefusal(stream, ref)
-	}
-	payload := start.Payload
-	if more {
+	rest := func() ([]byte, error) {
 		if err := stream.Send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Continue{Continue: &rpcpb.InvokeContinue{}}}); err != nil {
-			return err
+			return nil, err
 		}
-		payload = make([]byte, 0, start.PayloadSize)
+		payload := make([]byte, 0, start.PayloadSize)
 		payload = append(payload, start.Payload...)
 		for len(payload) < int(start.PayloadSize) {
 			f, err := stream.Recv()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			chunk := f.GetChunk()
 			if len(payload)+len(chunk) > int(start.PayloadSize) {
-				return status.Error(codes.InvalidArgument, "invoke: more payload than announced")
+				return nil, status.Error(codes.InvalidArgument, "invoke: more payload than announced")
 			}
 			payload = append(payload, chunk...)
 		}
+		return payload, nil
 	}
-	req.Payload = payload
+	return s.serve(stream.Context(), start, stream.Send, rest, s.r.cfg.ChunkBytes)
+}
 
-	res, ref, err := s.r.runHere(stream.Context(), req, start.Mode)
+func (s *invokeService) InvokeWhole(ctx context.Context, start *rpcpb.InvokeStart) (*rpcpb.InvokeReply, error) {
+	if len(start.Payload) != int(start.PayloadSize) {
+		return nil, status.Error(codes.InvalidArgument, "invoke: InvokeWhole carries the whole payload")
+	}
+	var reply *rpcpb.InvokeReply
+	err := s.serve(ctx, start, func(r *rpcpb.InvokeReply) error {
+		reply = r
+		return nil
+	}, nil, lambdaapi.MaxSyncPayloadBytes+1<<20)
+	return reply, err
+}
+
+// serve runs or refuses the invocation start describes; rest, when the
+// payload did not fit in start, asks the caller for the remainder (only
+// once this node decided it may take the invocation). The response is
+// sent in chunks of at most chunk bytes.
+func (s *invokeService) serve(ctx context.Context, start *rpcpb.InvokeStart, send func(*rpcpb.InvokeReply) error, rest func() ([]byte, error), chunk int) error {
+	if start.Config == nil || int(start.PayloadSize) > lambdaapi.MaxSyncPayloadBytes || len(start.Payload) > int(start.PayloadSize) {
+		return status.Error(codes.InvalidArgument, "invoke: malformed start")
+	}
+	req := &lambdaapi.InvokeRequest{
+		RequestID: start.RequestId, AccountID: start.AccountId, FunctionName: start.FunctionName,
+		Version: start.Version, Revision: start.Revision, Config: start.Config, InvokedARN: start.InvokedArn,
+		ClientContext: start.ClientContext, Tail: start.Tail, Payload: start.Payload,
+	}
+	more := int(start.PayloadSize) > len(start.Payload)
+	if ref := s.r.precheck(req, start.Mode, more); ref.refused() {
+		return sendRefusal(send, ref)
+	}
+	if more {
+		if rest == nil {
+			return status.Error(codes.InvalidArgument, "invoke: payload incomplete")
+		}
+		payload, err := rest()
+		if err != nil {
+			return err
+		}
+		req.Payload = payload
+	}
+
+	res, ref, err := s.r.runHere(ctx, req, start.Mode)
 	switch {
 	case ref.refused():
-		return sendRefusal(stream, ref)
-	case err != nil && stream.Context().Err() != nil:
-		return status.FromContextError(stream.Context().Err()).Err() // the caller went away
+		return sendRefusal(send, ref)
+	case err != nil && ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err() // the caller went away
 	case err != nil:
 		var apiErr *lambdaapi.Error
 		if !errors.As(err, &apiErr) {
@@ -73,23 +106,22 @@ func (s *invokeService) Invoke(stream rpcpb.Invoke_InvokeServer) error {
 			apiErr = &lambdaapi.Error{Status: http.StatusInternalServerError, Type: "ServiceException",
 				Message: fmt.Sprintf("The invocation failed on node %s: %v", s.r.self, err)}
 		}
-		return stream.Send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Error{Error: &rpcpb.InvokeError{
+		return send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Error{Error: &rpcpb.InvokeError{
 			Status: int32(apiErr.Status), Type: apiErr.Type, Message: apiErr.Message, Reason: apiErr.Reason, RetryAfter: int32(apiErr.RetryAfter),
 		}}})
 	}
-	chunk := s.r.cfg.ChunkBytes
 	first := res.Payload[:min(len(res.Payload), chunk)]
 	head := &rpcpb.InvokeResultHead{
 		FunctionError: res.FunctionError, LogTail: res.LogTail, Node: res.Node, ColdStart: res.ColdStart,
 		InitDurationNs: int64(res.InitDuration), DurationNs: int64(res.Duration),
 		PayloadSize: uint32(len(res.Payload)), Payload: first,
 	}
-	if err := stream.Send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Result{Result: head}}); err != nil {
+	if err := send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Result{Result: head}}); err != nil {
 		return err
 	}
 	for rest := res.Payload[len(first):]; len(rest) > 0; {
 		n := min(len(rest), chunk)
-		if err := stream.Send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Chunk{Chunk: rest[:n]}}); err != nil {
+		if err := send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Chunk{Chunk: rest[:n]}}); err != nil {
 			return err
 		}
 		rest = rest[n:]
@@ -97,6 +129,6 @@ func (s *invokeService) Invoke(stream rpcpb.Invoke_InvokeServer) error {
 	return nil
 }
 
-func sendRefusal(stream rpcpb.Invoke_InvokeServer, ref refusal) error {
-	return stream.Send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Refused{Refused: &rpcpb.InvokeRefusal{Reason: ref.reason, Message: ref.message}}})
+func sendRefusal(send func(*rpcpb.InvokeReply) error, ref refusal) error {
+	return send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Refused{Refused: &rpcpb.InvokeRefusal{Reason: ref.reason, Message: ref.message}}})
 }

@@ -64,31 +64,14 @@ func (c leaseClient) RenewLeases(ctx context.Context, r admission.Renewal) ([]ad
 	if err != nil {
 		return nil, err
 	}
-	req := &rpcpb.RenewLeasesRequest{NodeId: r.Holder.Node, Incarnation: r.Holder.Incarnation,
-		IncarnationAgeMs: r.Holder.Age.Milliseconds(), CleanStart: r.Holder.CleanStart, Full: r.Full}
-	for _, d := range r.Demands {
-		req.Demands = append(req.Demands, &rpcpb.LeaseDemand{
-			Pool:     &rpcpb.LeasePool{AccountId: d.Pool.AccountID, Function: d.Pool.Function},
-			InFlight: uint32(max(d.InFlight, 0)), Want: uint32(max(d.Want, 0)),
-			HeldEpoch: d.Held.Epoch, HeldSeq: d.Held.Seq, HeldSlots: uint32(max(d.HeldSlots, 0)),
-			HeldRemainingMs: d.HeldRemaining.Milliseconds(),
-		})
-	}
-	resp, err := client.RenewLeases(ctx, req)
+	resp, err := client.RenewLeases(ctx, renewalToPB(r))
 	if err != nil {
 		return nil, fmt.Errorf("renew leases: %w", err)
 	}
 	if resp.NotLeader {
 		return nil, ErrNotCoordinator
 	}
-	out := make([]admission.Grant, 0, len(resp.Grants))
-	for _, g := range resp.Grants {
-		out = append(out, admission.Grant{
-			Pool: admission.Pool{AccountID: g.Pool.GetAccountId(), Function: g.Pool.GetFunction()},
-			ID:   admission.GrantID{Epoch: g.Epoch, Seq: g.Seq}, Slots: int(g.Slots), TTL: time.Duration(g.TtlMs) * time.Millisecond,
-		})
-	}
-	return out, nil
+	return grantsFromPB(resp.Grants), nil
 }
 
 // coordinatorClient dials the current leader's Coordinator service.
@@ -120,34 +103,14 @@ func (s *coordinatorService) RenewLeases(_ context.Context, req *rpcpb.RenewLeas
 		leader, _ := s.a.raft.Leader()
 		return &rpcpb.RenewLeasesResponse{NotLeader: true, LeaderId: leader}, nil
 	}
-	demands := make([]admission.Demand, 0, len(req.Demands))
-	for _, d := range req.Demands {
-		demands = append(demands, admission.Demand{
-			Pool:     admission.Pool{AccountID: d.Pool.GetAccountId(), Function: d.Pool.GetFunction()},
-			InFlight: int(d.InFlight), Want: int(d.Want),
-			Held: admission.GrantID{Epoch: d.HeldEpoch, Seq: d.HeldSeq}, HeldSlots: int(d.HeldSlots),
-			HeldRemaining: time.Duration(d.HeldRemainingMs) * time.Millisecond,
-		})
-	}
-	grants, err := coord.Renew(admission.Renewal{
-		Holder: admission.Holder{Node: req.NodeId, Incarnation: req.Incarnation,
-			Age: time.Duration(req.IncarnationAgeMs) * time.Millisecond, CleanStart: req.CleanStart},
-		Full: req.Full, Demands: demands,
-	}, time.Now())
+	grants, err := coord.Renew(renewalFromPB(req), time.Now())
 	if errors.Is(err, admission.ErrStaleCoordinator) {
 		return &rpcpb.RenewLeasesResponse{NotLeader: true}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	resp := &rpcpb.RenewLeasesResponse{Grants: make([]*rpcpb.LeaseGrant, 0, len(grants))}
-	for _, g := range grants {
-		resp.Grants = append(resp.Grants, &rpcpb.LeaseGrant{
-			Pool:  &rpcpb.LeasePool{AccountId: g.Pool.AccountID, Function: g.Pool.Function},
-			Epoch: g.ID.Epoch, Seq: g.ID.Seq, Slots: uint32(g.Slots), TtlMs: g.TTL.Milliseconds(),
-		})
-	}
-	return resp, nil
+	return &rpcpb.RenewLeasesResponse{Grants: grantsToPB(grants)}, nil
 }
 
 func (s *coordinatorService) ConcurrencyUsage(_ context.Context, req *rpcpb.ConcurrencyUsageRequest) (*rpcpb.ConcurrencyUsageResponse, error) {

@@ -71,12 +71,20 @@ type routingCluster struct {
 }
 
 // startRoutingCluster starts s1..s3; configure may adjust each config.
-func startRoutingCluster(t *testing.T, configure func(id string, cfg *Config)) *routingCluster {
+func startRoutingCluster(t testing.TB, configure func(id string, cfg *Config)) *routingCluster {
+	return startRoutingClusterN(t, 3, configure)
+}
+
+// startRoutingClusterN starts n servers s1..sn.
+func startRoutingClusterN(t testing.TB, n int, configure func(id string, cfg *Config)) *routingCluster {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("routing cluster tests run real sandboxes and need root")
 	}
-	c := &routingCluster{testCluster: newTestCluster(t), ids: []string{"s1", "s2", "s3"}, zip: testFunctionZip(t)}
+	c := &routingCluster{testCluster: newTestCluster(t), zip: testFunctionZip(t)}
+	for i := range n {
+		c.ids = append(c.ids, fmt.Sprint("s", i+1))
+	}
 	seed := ""
 	for _, id := range c.ids {
 		var join []string
@@ -84,7 +92,7 @@ func startRoutingCluster(t *testing.T, configure func(id string, cfg *Config)) *
 			join = []string{seed}
 		}
 		cfg := c.clusterConfig(id, true, join...)
-		cfg.Cluster.BootstrapExpect = 3
+		cfg.Cluster.BootstrapExpect = n
 		cfg.NoAuth = true
 		cfg.ShutdownTimeout = 2 * time.Second
 		// Sandboxes and 200-client bursts load the shared 2 cores: keep
@@ -102,8 +110,8 @@ func startRoutingCluster(t *testing.T, configure func(id string, cfg *Config)) *
 	}
 	clustertest.WaitFor(t, 40*time.Second, func() error {
 		for _, a := range c.live() {
-			if n := a.ring.Ring().Len(); n != 3 {
-				return fmt.Errorf("%s's ring has %d members", a.NodeID(), n)
+			if m := a.ring.Ring().Len(); m != n {
+				return fmt.Errorf("%s's ring has %d members", a.NodeID(), m)
 			}
 			if adminAccount(a) == "" {
 				return fmt.Errorf("%s has no admin account yet", a.NodeID())
@@ -125,7 +133,7 @@ func startRoutingCluster(t *testing.T, configure func(id string, cfg *Config)) *
 
 // deploy creates function name (version 1 published) with its code on
 // every node and waits until every replica has it.
-func (c *routingCluster) deploy(t *testing.T, name string) {
+func (c *routingCluster) deploy(t testing.TB, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -162,7 +170,7 @@ func (c *routingCluster) home(name, version string) string {
 
 // nameHomedOn returns a function name with prefix whose $LATEST is homed
 // on node id.
-func (c *routingCluster) nameHomedOn(t *testing.T, prefix, id string) string {
+func (c *routingCluster) nameHomedOn(t testing.TB, prefix, id string) string {
 	t.Helper()
 	for i := range 1000 {
 		name := fmt.Sprintf("%s-%d", prefix, i)

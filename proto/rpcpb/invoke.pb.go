@@ -902,12 +902,15 @@ func (x *LeaseDemand) GetHeldRemainingMs() int64 {
 }
 
 type LeaseGrant struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pool          *LeasePool             `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
-	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
-	Slots         uint32                 `protobuf:"varint,4,opt,name=slots,proto3" json:"slots,omitempty"`
-	TtlMs         int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Pool  *LeasePool             `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Epoch uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Seq   uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Slots uint32                 `protobuf:"varint,4,opt,name=slots,proto3" json:"slots,omitempty"`
+	TtlMs int64                  `protobuf:"varint,5,opt,name=ttl_ms,json=ttlMs,proto3" json:"ttl_ms,omitempty"`
+	// retry: more may be granted shortly (the account's ceiling is being
+	// raised, or a new coordinator is still learning what nodes hold).
+	Retry         bool `protobuf:"varint,6,opt,name=retry,proto3" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -975,6 +978,13 @@ func (x *LeaseGrant) GetTtlMs() int64 {
 		return x.TtlMs
 	}
 	return 0
+}
+
+func (x *LeaseGrant) GetRetry() bool {
+	if x != nil {
+		return x.Retry
+	}
+	return false
 }
 
 type RenewLeasesRequest struct {
@@ -1477,14 +1487,15 @@ const file_rpcpb_invoke_proto_rawDesc = "" +
 	"\bheld_seq\x18\x05 \x01(\x04R\aheldSeq\x12\x1d\n" +
 	"\n" +
 	"held_slots\x18\x06 \x01(\rR\theldSlots\x12*\n" +
-	"\x11held_remaining_ms\x18\a \x01(\x03R\x0fheldRemainingMs\"\x8e\x01\n" +
+	"\x11held_remaining_ms\x18\a \x01(\x03R\x0fheldRemainingMs\"\xa4\x01\n" +
 	"\n" +
 	"LeaseGrant\x12+\n" +
 	"\x04pool\x18\x01 \x01(\v2\x17.stoke.rpc.v1.LeasePoolR\x04pool\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x14\n" +
 	"\x05slots\x18\x04 \x01(\rR\x05slots\x12\x15\n" +
-	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\"\xe7\x01\n" +
+	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\x12\x14\n" +
+	"\x05retry\x18\x06 \x01(\bR\x05retry\"\xe7\x01\n" +
 	"\x12RenewLeasesRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x123\n" +
 	"\ademands\x18\x02 \x03(\v2\x19.stoke.rpc.v1.LeaseDemandR\ademands\x12 \n" +
@@ -1532,9 +1543,10 @@ const file_rpcpb_invoke_proto_rawDesc = "" +
 	"\x1eREFUSAL_REASON_NO_WARM_SANDBOX\x10\x01\x12\x1c\n" +
 	"\x18REFUSAL_REASON_SATURATED\x10\x02\x12\"\n" +
 	"\x1eREFUSAL_REASON_OVER_LOAD_BOUND\x10\x03\x12\x1b\n" +
-	"\x17REFUSAL_REASON_DRAINING\x10\x042L\n" +
+	"\x17REFUSAL_REASON_DRAINING\x10\x042\x91\x01\n" +
 	"\x06Invoke\x12B\n" +
-	"\x06Invoke\x12\x19.stoke.rpc.v1.InvokeFrame\x1a\x19.stoke.rpc.v1.InvokeReply(\x010\x012\xaa\x02\n" +
+	"\x06Invoke\x12\x19.stoke.rpc.v1.InvokeFrame\x1a\x19.stoke.rpc.v1.InvokeReply(\x010\x01\x12C\n" +
+	"\vInvokeWhole\x12\x19.stoke.rpc.v1.InvokeStart\x1a\x19.stoke.rpc.v1.InvokeReply2\xaa\x02\n" +
 	"\vCoordinator\x12R\n" +
 	"\vRenewLeases\x12 .stoke.rpc.v1.RenewLeasesRequest\x1a!.stoke.rpc.v1.RenewLeasesResponse\x12a\n" +
 	"\x10ConcurrencyUsage\x12%.stoke.rpc.v1.ConcurrencyUsageRequest\x1a&.stoke.rpc.v1.ConcurrencyUsageResponse\x12d\n" +
@@ -1591,15 +1603,17 @@ var file_rpcpb_invoke_proto_depIdxs = []int32{
 	11, // 11: stoke.rpc.v1.RenewLeasesResponse.grants:type_name -> stoke.rpc.v1.LeaseGrant
 	16, // 12: stoke.rpc.v1.ReportProvisionedRequest.reports:type_name -> stoke.rpc.v1.ProvisionedReport
 	2,  // 13: stoke.rpc.v1.Invoke.Invoke:input_type -> stoke.rpc.v1.InvokeFrame
-	12, // 14: stoke.rpc.v1.Coordinator.RenewLeases:input_type -> stoke.rpc.v1.RenewLeasesRequest
-	14, // 15: stoke.rpc.v1.Coordinator.ConcurrencyUsage:input_type -> stoke.rpc.v1.ConcurrencyUsageRequest
-	17, // 16: stoke.rpc.v1.Coordinator.ReportProvisioned:input_type -> stoke.rpc.v1.ReportProvisionedRequest
-	4,  // 17: stoke.rpc.v1.Invoke.Invoke:output_type -> stoke.rpc.v1.InvokeReply
-	13, // 18: stoke.rpc.v1.Coordinator.RenewLeases:output_type -> stoke.rpc.v1.RenewLeasesResponse
-	15, // 19: stoke.rpc.v1.Coordinator.ConcurrencyUsage:output_type -> stoke.rpc.v1.ConcurrencyUsageResponse
-	18, // 20: stoke.rpc.v1.Coordinator.ReportProvisioned:output_type -> stoke.rpc.v1.ReportProvisionedResponse
-	17, // [17:21] is the sub-list for method output_type
-	13, // [13:17] is the sub-list for method input_type
+	3,  // 14: stoke.rpc.v1.Invoke.InvokeWhole:input_type -> stoke.rpc.v1.InvokeStart
+	12, // 15: stoke.rpc.v1.Coordinator.RenewLeases:input_type -> stoke.rpc.v1.RenewLeasesRequest
+	14, // 16: stoke.rpc.v1.Coordinator.ConcurrencyUsage:input_type -> stoke.rpc.v1.ConcurrencyUsageRequest
+	17, // 17: stoke.rpc.v1.Coordinator.ReportProvisioned:input_type -> stoke.rpc.v1.ReportProvisionedRequest
+	4,  // 18: stoke.rpc.v1.Invoke.Invoke:output_type -> stoke.rpc.v1.InvokeReply
+	4,  // 19: stoke.rpc.v1.Invoke.InvokeWhole:output_type -> stoke.rpc.v1.InvokeReply
+	13, // 20: stoke.rpc.v1.Coordinator.RenewLeases:output_type -> stoke.rpc.v1.RenewLeasesResponse
+	15, // 21: stoke.rpc.v1.Coordinator.ConcurrencyUsage:output_type -> stoke.rpc.v1.ConcurrencyUsageResponse
+	18, // 22: stoke.rpc.v1.Coordinator.ReportProvisioned:output_type -> stoke.rpc.v1.ReportProvisionedResponse
+	18, // [18:23] is the sub-list for method output_type
+	13, // [13:18] is the sub-list for method input_type
 	13, // [13:13] is the sub-list for extension type_name
 	13, // [13:13] is the sub-list for extension extendee
 	0,  // [0:13] is the sub-list for field type_name

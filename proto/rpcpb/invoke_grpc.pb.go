@@ -22,7 +22,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Invoke_Invoke_FullMethodName = "/stoke.rpc.v1.Invoke/Invoke"
+	Invoke_Invoke_FullMethodName      = "/stoke.rpc.v1.Invoke/Invoke"
+	Invoke_InvokeWhole_FullMethodName = "/stoke.rpc.v1.Invoke/InvokeWhole"
 )
 
 // InvokeClient is the client API for Invoke service.
@@ -40,6 +41,11 @@ type InvokeClient interface {
 	// answers with exactly one of: a refusal, an API error, or a result head
 	// followed by the result's remaining chunks.
 	Invoke(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[InvokeFrame, InvokeReply], error)
+	// InvokeWhole is Invoke for a payload that fits in the start frame (the
+	// common case) as one unary call: the reply is a refusal, an error, or
+	// a result head carrying the whole response payload (up to 6 MB; callers
+	// raise their receive limit accordingly).
+	InvokeWhole(ctx context.Context, in *InvokeStart, opts ...grpc.CallOption) (*InvokeReply, error)
 }
 
 type invokeClient struct {
@@ -63,6 +69,16 @@ func (c *invokeClient) Invoke(ctx context.Context, opts ...grpc.CallOption) (grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Invoke_InvokeClient = grpc.BidiStreamingClient[InvokeFrame, InvokeReply]
 
+func (c *invokeClient) InvokeWhole(ctx context.Context, in *InvokeStart, opts ...grpc.CallOption) (*InvokeReply, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InvokeReply)
+	err := c.cc.Invoke(ctx, Invoke_InvokeWhole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InvokeServer is the server API for Invoke service.
 // All implementations must embed UnimplementedInvokeServer
 // for forward compatibility.
@@ -78,6 +94,11 @@ type InvokeServer interface {
 	// answers with exactly one of: a refusal, an API error, or a result head
 	// followed by the result's remaining chunks.
 	Invoke(grpc.BidiStreamingServer[InvokeFrame, InvokeReply]) error
+	// InvokeWhole is Invoke for a payload that fits in the start frame (the
+	// common case) as one unary call: the reply is a refusal, an error, or
+	// a result head carrying the whole response payload (up to 6 MB; callers
+	// raise their receive limit accordingly).
+	InvokeWhole(context.Context, *InvokeStart) (*InvokeReply, error)
 	mustEmbedUnimplementedInvokeServer()
 }
 
@@ -90,6 +111,9 @@ type UnimplementedInvokeServer struct{}
 
 func (UnimplementedInvokeServer) Invoke(grpc.BidiStreamingServer[InvokeFrame, InvokeReply]) error {
 	return status.Error(codes.Unimplemented, "method Invoke not implemented")
+}
+func (UnimplementedInvokeServer) InvokeWhole(context.Context, *InvokeStart) (*InvokeReply, error) {
+	return nil, status.Error(codes.Unimplemented, "method InvokeWhole not implemented")
 }
 func (UnimplementedInvokeServer) mustEmbedUnimplementedInvokeServer() {}
 func (UnimplementedInvokeServer) testEmbeddedByValue()                {}
@@ -119,13 +143,36 @@ func _Invoke_Invoke_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Invoke_InvokeServer = grpc.BidiStreamingServer[InvokeFrame, InvokeReply]
 
+func _Invoke_InvokeWhole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InvokeStart)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InvokeServer).InvokeWhole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Invoke_InvokeWhole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InvokeServer).InvokeWhole(ctx, req.(*InvokeStart))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Invoke_ServiceDesc is the grpc.ServiceDesc for Invoke service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var Invoke_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "stoke.rpc.v1.Invoke",
 	HandlerType: (*InvokeServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "InvokeWhole",
+			Handler:    _Invoke_InvokeWhole_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Invoke",
