@@ -37,7 +37,9 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // its home node, where it runs locally, and through another node's router,
 // which finds no warm sandbox locally and forwards it over one gRPC hop
 // (mutual TLS, the cluster token). Samples alternate in one loop, so both
-// see the same machine. Reported: p50/p99 of each and the added p50.
+// see the same machine. Reported: p50/p99 of each, the added p50, and for
+// reference the p50 of a bare node-to-node RPC (Cluster.Status) on the same
+// connection, the floor any hop pays on this machine.
 //
 //	go test -run '^$' -bench InvokeForwarded -benchtime 3000x ./node/
 func BenchmarkInvokeForwarded(b *testing.B) {
@@ -60,9 +62,16 @@ func BenchmarkInvokeForwarded(b *testing.B) {
 			}
 		}
 	}
-	var local, forwarded []time.Duration
+	var local, forwarded, rtt []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
+		// Reference: the cheapest node-to-node call there is (Status, a
+		// unary RPC on the same authenticated connection).
+		ts := time.Now()
+		if _, err := other.forwarder.Status(ctx, home.GRPCAddr()); err != nil {
+			b.Fatal(err)
+		}
+		rtt = append(rtt, time.Since(ts))
 		t0 := time.Now()
 		if _, err := home.invoker.Invoke(ctx, reqHome); err != nil {
 			b.Fatal(err)
@@ -83,6 +92,7 @@ func BenchmarkInvokeForwarded(b *testing.B) {
 	b.ReportMetric(us(percentile(forwarded, 0.99)), "fwd-p99-µs")
 	b.ReportMetric(us(fp50-lp50), "added-p50-µs")
 	b.ReportMetric(float64(fp50)/float64(lp50), "fwd/local-p50")
+	b.ReportMetric(us(percentile(rtt, 0.5)), "bare-rpc-p50-µs")
 }
 
 // BenchmarkClusterThroughput compares the invocations per second a
