@@ -211,7 +211,7 @@ func (c PoolConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("LogCapBytes is %d; it must be at least 4096", c.LogCapBytes))
 	}
 	if c.Code == nil {
-		errs = append(errs, errors.New("Code (a CodeSource) must be set"))
+		errs = append(errs, errors.New("the code source (Code) must be set"))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))

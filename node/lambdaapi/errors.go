@@ -37,6 +37,8 @@ func invalidParameter(format string, args ...any) *Error {
 func invalidRequestContent(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, "InvalidRequestContentException", format, args...)
 }
+
+//lint:ignore U1000 part of the complete set of Lambda exceptions; operations still to come raise it
 func resourceInUse(format string, args ...any) *Error {
 	return newError(http.StatusBadRequest, "ResourceInUseException", format, args...)
 }
@@ -58,18 +60,26 @@ func preconditionFailed(format string, args ...any) *Error {
 func requestTooLarge(format string, args ...any) *Error {
 	return newError(http.StatusRequestEntityTooLarge, "RequestTooLargeException", format, args...)
 }
+
+//lint:ignore U1000 part of the complete set of Lambda exceptions; operations still to come raise it
 func unsupportedMediaType(format string, args ...any) *Error {
 	return newError(http.StatusUnsupportedMediaType, "UnsupportedMediaTypeException", format, args...)
 }
 func serviceError(format string, args ...any) *Error {
 	return newError(http.StatusInternalServerError, "ServiceException", format, args...)
 }
+
+//lint:ignore U1000 part of the complete set of Lambda exceptions; operations still to come raise it
 func invalidZip(format string, args ...any) *Error {
 	return newError(http.StatusBadGateway, "InvalidZipFileException", format, args...)
 }
+
+//lint:ignore U1000 part of the complete set of Lambda exceptions; operations still to come raise it
 func resourceNotReady(format string, args ...any) *Error {
 	return newError(http.StatusBadGateway, "ResourceNotReadyException", format, args...)
 }
+
+//lint:ignore U1000 part of the complete set of Lambda exceptions; operations still to come raise it
 func notImplemented(operation string) *Error {
 	return invalidRequestContent("%s is not supported by Stoke yet", operation)
 }
