@@ -48,6 +48,7 @@ type router struct {
 	local  *localInvoker
 	remote *remoteInvoker
 	admit  admission.Admitter
+	metrics  *routeMetrics
 	// runBound is the longest an invocation of req can take once admitted
 	// (queueing, Init and the function's timeout): the deadline of a
 	// forward, and how long a slot is held when the outcome is unknown.
@@ -94,6 +95,20 @@ func (r *router) admitRequest(ctx context.Context, req *lambdaapi.InvokeRequest)
 
 // outcome classifies one attempt.
 type outcome int
+
+func (o outcome) String() string {
+	switch o {
+	case outcomeDone:
+		return "ran"
+	case outcomeRefused:
+		return "refused"
+	case outcomeUnreachable:
+		return "unreachable"
+	case outcomeUnknown:
+		return "unknown"
+	}
+	return fmt.Sprintf("outcome(%d)", int(o))
+}
 
 const (
 	// outcomeDone: a result or a definite platform error.
@@ -143,6 +158,7 @@ func (r *router) route(ctx context.Context, req *lambdaapi.InvokeRequest) (res *
 				return nil, true, err
 			}
 			res, ref, out, err := r.attempt(ctx, id, req, pass.mode)
+			r.metrics.attempt(pass.mode, id == r.self, out, ref)
 			switch out {
 			case outcomeDone:
 				return res, true, err

@@ -70,7 +70,8 @@ func (a *Agent) initRouting() *router {
 	a.router = &router{
 		self: a.nodeID, log: a.cfg.Logger.With("component", "router", "node", a.nodeID), cfg: rc, meta: a.meta,
 		ring: a.ring, health: a.health, loads: a.loads, local: a.local, admit: a.leases,
-		remote: &remoteInvoker{addrOf: a.grpcAddrOf, chunk: rc.ChunkBytes},
+		remote:  &remoteInvoker{addrOf: a.grpcAddrOf, chunk: rc.ChunkBytes},
+		metrics: newRouteMetrics(a.metrics),
 		runBound: func(req *lambdaapi.InvokeRequest) time.Duration {
 			return time.Duration(req.Config.GetTimeoutS())*time.Second + slack
 		},

@@ -57,6 +57,13 @@ func TestInvokeRoutingCluster(t *testing.T) {
 		if got := c.sandboxes(name, "$LATEST"); got[home] != 1 || len(got) != 1 {
 			t.Fatalf("sandboxes %v, want one on the home %s", got, home)
 		}
+		// Two thirds arrived away from the home and were forwarded; every
+		// invocation but the first ran in the warm pass.
+		warm := c.attempts(t, map[string]string{"pass": "warm_only", "outcome": "ran"})
+		remote := c.attempts(t, map[string]string{"pass": "warm_only", "outcome": "ran", "target": "remote"})
+		if warm < 999 || remote < 600 {
+			t.Fatalf("attempts: %d ran in the warm pass (%d forwarded), want 999 (about 666)", warm, remote)
+		}
 	})
 
 	t.Run("concurrent clients fill the home before spilling", func(t *testing.T) {
@@ -176,6 +183,26 @@ func TestInvokeRoutingCluster(t *testing.T) {
 		}
 		// The config stays: the next subtest kills a node and checks that
 		// its share is re-created elsewhere.
+
+		// A function whose Init fails cannot be provisioned: FAILED, with
+		// the reason.
+		c.deployZip(t, "broken", pythonZip(t, "import no_such_module\ndef handler(e, c): return 1\n"))
+		brokenAPI := "http://" + c.agent("s2").HTTPAddr() + "/2019-09-30/functions/broken/provisioned-concurrency?Qualifier=1"
+		put, _ = http.NewRequest(http.MethodPut, brokenAPI, strings.NewReader(`{"ProvisionedConcurrentExecutions":1}`))
+		if resp, err := httpClient.Do(put); err != nil || resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("put on a broken function: %v %v", err, resp)
+		}
+		clustertest.WaitFor(t, 60*time.Second, func() error {
+			var got provisionedJSON
+			if code := getJSON(t, brokenAPI, &got); code != http.StatusOK || got.Status != fsm.ProvisionedFailed || got.StatusReason == "" {
+				return fmt.Errorf("%d %+v", code, got)
+			}
+			return nil
+		})
+		del, _ := http.NewRequest(http.MethodDelete, brokenAPI, nil)
+		if resp, err := httpClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete: %v %v", err, resp)
+		}
 	})
 
 	t.Run("killed home is routed around", func(t *testing.T) {

@@ -42,13 +42,16 @@ def handler(event, context):
     return {"echo": event}
 `
 
-func testFunctionZip(t testing.TB) []byte {
+func testFunctionZip(t testing.TB) []byte { return pythonZip(t, testFunctionCode) }
+
+// pythonZip packages code as app.py.
+func pythonZip(t testing.TB, code string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
 	w, err := zw.Create("app.py")
 	if err == nil {
-		_, err = w.Write([]byte(testFunctionCode))
+		_, err = w.Write([]byte(code))
 	}
 	if err == nil {
 		err = zw.Close()
@@ -135,11 +138,17 @@ func startRoutingClusterN(t testing.TB, n int, configure func(id string, cfg *Co
 // every node and waits until every replica has it.
 func (c *routingCluster) deploy(t testing.TB, name string) {
 	t.Helper()
+	c.deployZip(t, name, c.zip)
+}
+
+// deployZip is deploy with other code.
+func (c *routingCluster) deployZip(t testing.TB, name string, zip []byte) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var cfg *fsmpb.FunctionConfig
 	for _, a := range c.live() {
-		m, err := a.Blobs().Put(ctx, c.zip)
+		m, err := a.Blobs().Put(ctx, zip)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,6 +203,36 @@ func (c *routingCluster) sandboxes(name, version string) map[string]int {
 		}
 	}
 	return out
+}
+
+// attempts sums stoke_invoke_attempts_total over the nodes for the
+// series whose labels include every pair in want.
+func (c *routingCluster) attempts(t testing.TB, want map[string]string) int {
+	t.Helper()
+	n := 0
+	for _, a := range c.live() {
+		mfs, err := a.MetricsRegistry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "stoke_invoke_attempts_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				match := 0
+				for _, l := range m.GetLabel() {
+					if v, ok := want[l.GetName()]; ok && v == l.GetValue() {
+						match++
+					}
+				}
+				if match == len(want) {
+					n += int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return n
 }
 
 // coldStarts sums the cold starts the nodes' APIs recorded for name.
