@@ -38,17 +38,17 @@ import (
 // outcome is unknown: it is never retried elsewhere, so a function never
 // runs twice for one request.
 type router struct {
-	self   string
-	log    *slog.Logger
-	cfg    RoutingConfig
-	meta   *Metadata
-	ring   *ringView
-	health *nodeHealth
-	loads  *loadTracker
-	local  *localInvoker
-	remote *remoteInvoker
-	admit  admission.Admitter
-	metrics  *routeMetrics
+	self    string
+	log     *slog.Logger
+	cfg     RoutingConfig
+	meta    *Metadata
+	ring    *ringView
+	health  *nodeHealth
+	loads   *loadTracker
+	local   *localInvoker
+	remote  *remoteInvoker
+	admit   admission.Admitter
+	metrics *routeMetrics
 	// runBound is the longest an invocation of req can take once admitted
 	// (queueing, Init and the function's timeout): the deadline of a
 	// forward, and how long a slot is held when the outcome is unknown.
