@@ -31,6 +31,14 @@ func (h *coordinatorHost) get() *admission.Coordinator {
 	return h.coord
 }
 
+// epoch is the running coordinator's epoch, 0 when this node runs none.
+func (h *coordinatorHost) epoch() uint64 {
+	if c := h.get(); c != nil {
+		return c.Epoch()
+	}
+	return 0
+}
+
 // routingLeadership starts a coordinator with a new epoch (the Raft term)
 // when this node becomes leader and drops it when it stops leading.
 func (a *Agent) routingLeadership(isLeader bool) {
@@ -158,6 +166,9 @@ type raftCeilings struct {
 	meta    *Metadata
 	log     *slog.Logger
 	timeout time.Duration
+	// epoch is the epoch of this node's coordinator (0: none); proposals
+	// of another epoch (a coordinator this node no longer runs) are dropped.
+	epoch func() uint64
 
 	mu      sync.Mutex
 	pending []ceilingProposal
@@ -170,8 +181,8 @@ type ceilingProposal struct {
 	epoch   uint64
 }
 
-func newRaftCeilings(meta *Metadata, log *slog.Logger, timeout time.Duration) *raftCeilings {
-	return &raftCeilings{meta: meta, log: log.With("component", "lease-ceilings"), timeout: timeout, kick: make(chan struct{}, 1)}
+func newRaftCeilings(meta *Metadata, log *slog.Logger, timeout time.Duration, epoch func() uint64) *raftCeilings {
+	return &raftCeilings{meta: meta, log: log.With("component", "lease-ceilings"), timeout: timeout, epoch: epoch, kick: make(chan struct{}, 1)}
 }
 
 func (r *raftCeilings) Ceiling(accountID string) (int, uint64) {
@@ -207,6 +218,9 @@ func (r *raftCeilings) run(ctx context.Context) {
 			p := r.pending[0]
 			r.pending = r.pending[1:]
 			r.mu.Unlock()
+			if p.epoch != r.epoch() {
+				continue // proposed by a coordinator this node no longer runs
+			}
 			actx, cancel := context.WithTimeout(ctx, r.timeout)
 			_, err := r.meta.Apply(actx, &fsmpb.SetLeaseCeilingCmd{Header: &fsmpb.Header{AccountId: p.account}, Ceiling: int32(p.ceiling), Epoch: p.epoch})
 			cancel()

@@ -56,7 +56,7 @@ func (a *Agent) initRouting() *router {
 	a.health = &nodeHealth{self: a.nodeID, gossip: a.gossip, draining: a.Draining, suspectFor: rc.SuspectFor}
 	a.loads = &loadTracker{self: a.nodeID, gossip: a.gossip, local: func() int { return int(a.local.inflight.Load()) }}
 	a.poolLimits = &viewLimits{meta: a.meta, gossip: a.gossip, slack: slack}
-	a.ceilings = newRaftCeilings(a.meta, a.cfg.Logger, rc.Coordinator.ProposalTimeout/2)
+	a.ceilings = newRaftCeilings(a.meta, a.cfg.Logger, rc.Coordinator.ProposalTimeout/2, a.coordHost.epoch)
 	lc := rc.Leases
 	lc.NodeID, lc.Logger, lc.CleanStart = a.nodeID, a.cfg.Logger, a.leaseCleanStart()
 	leases, err := admission.NewLeaseAdmitter(lc, leaseClient{a: a})
