@@ -292,9 +292,13 @@ func TestInvokeRoutingCluster(t *testing.T) {
 		if resp, err := httpClient.Do(del); err != nil || resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("delete: %v %v", err, resp)
 		}
-		var e struct{ Type string }
-		if code := getJSON(t, api, &e); code != http.StatusNotFound {
-			t.Fatalf("get after delete: %d", code)
+		resp, err := httpClient.Get(api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if typ := resp.Header.Get("X-Amzn-ErrorType"); resp.StatusCode != http.StatusNotFound || typ != "ProvisionedConcurrencyConfigNotFoundException" {
+			t.Fatalf("get after delete: %d %s", resp.StatusCode, typ)
 		}
 	})
 
