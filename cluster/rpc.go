@@ -106,10 +106,21 @@ func NewDialer(sec *Security) *Dialer {
 
 // Client returns the Cluster client for a peer's gRPC address.
 func (d *Dialer) Client(addr string) (rpcpb.ClusterClient, error) {
+	cc, err := d.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return rpcpb.NewClusterClient(cc), nil
+}
+
+// Conn returns the authenticated connection to a peer's gRPC address, for
+// clients of other node-to-node services. Connections are shared and
+// closed by Close.
+func (d *Dialer) Conn(addr string) (*grpc.ClientConn, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if cc, ok := d.conns[addr]; ok {
-		return rpcpb.NewClusterClient(cc), nil
+		return cc, nil
 	}
 	var opts []grpc.DialOption
 	if d.sec.Insecure() {
@@ -123,7 +134,7 @@ func (d *Dialer) Client(addr string) (rpcpb.ClusterClient, error) {
 		return nil, fmt.Errorf("cluster: dial %s: %w", addr, err)
 	}
 	d.conns[addr] = cc
-	return rpcpb.NewClusterClient(cc), nil
+	return cc, nil
 }
 
 // Close closes every connection.

@@ -196,7 +196,7 @@ func (a *applier) deleteFunction(c *fsmpb.DeleteFunctionCmd) (*fsmpb.ApplyResult
 	if c.Version != 0 {
 		return a.deleteVersion(fn, c.Version)
 	}
-	for _, table := range []string{tableVersions, tableAliases} {
+	for _, table := range []string{tableVersions, tableAliases, tableProvisioned} {
 		if _, err := a.txn.DeleteAll(table, indexFunction, acctID, c.Name); err != nil {
 			return nil, errorf(CodeInvalid, "delete %s: %v", table, err)
 		}

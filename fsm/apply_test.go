@@ -242,6 +242,7 @@ func TestApplyCommands(t *testing.T) {
 		{name: "remove absent node is a no-op", cmd: &fsmpb.RemoveNodeCmd{Header: hdr(""), NodeId: "ghost"}},
 	}
 	tests = append(tests, blobApplyCases()...)
+	tests = append(tests, provisionedApplyCases...)
 
 	covered := map[CommandType]bool{}
 	for _, tc := range tests {

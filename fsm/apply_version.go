@@ -78,6 +78,9 @@ func (a *applier) deleteVersion(fn *fsmpb.Function, version int64) (*fsmpb.Apply
 		return nil, errorf(CodeInvalid, "delete version: %v", err)
 	}
 	a.deleteEventInvokeConfigs(fn.AccountId, fn.Name, strconv.FormatInt(version, 10))
+	if err := a.dropProvisioned(fn.AccountId, fn.Name, strconv.FormatInt(version, 10)); err != nil {
+		return nil, err
+	}
 	return &fsmpb.ApplyResult{Function: fn, Version: raw.(*fsmpb.Version)}, nil
 }
 
@@ -230,5 +233,8 @@ func (a *applier) deleteAlias(c *fsmpb.DeleteAliasCmd) (*fsmpb.ApplyResult, erro
 		return nil, errorf(CodeInvalid, "delete alias: %v", err)
 	}
 	a.deleteEventInvokeConfigs(c.Header.AccountId, c.FunctionName, c.Name)
+	if err := a.dropProvisioned(al.AccountId, al.FunctionName, al.Name); err != nil {
+		return nil, err
+	}
 	return &fsmpb.ApplyResult{Alias: al}, nil
 }

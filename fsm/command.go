@@ -50,6 +50,14 @@ const (
 	CmdAsyncPurge              CommandType = 55
 )
 
+// Command types 30-39 belong to placement (issue 6).
+const (
+	CmdPutProvisionedConcurrency       CommandType = 30
+	CmdDeleteProvisionedConcurrency    CommandType = 31
+	CmdSetProvisionedConcurrencyStatus CommandType = 32
+	CmdSetLeaseCeiling                 CommandType = 33
+)
+
 // IgnorableFlag marks a command type that replicas may skip when unknown.
 const IgnorableFlag CommandType = 0x80
 
@@ -86,15 +94,23 @@ var commands = map[CommandType]commandInfo{
 	CmdRemoveNode:                {"RemoveNode", func() Command { return &fsmpb.RemoveNodeCmd{} }},
 	CmdUpdateAccount:             {"UpdateAccount", func() Command { return &fsmpb.UpdateAccountCmd{} }},
 
-	CmdPutEventInvokeConfig:    {"PutEventInvokeConfig", func() Command { return &fsmpb.PutEventInvokeConfigCmd{} }},
-	CmdDeleteEventInvokeConfig: {"DeleteEventInvokeConfig", func() Command { return &fsmpb.DeleteEventInvokeConfigCmd{} }},
-	CmdAsyncEnqueue:            {"AsyncEnqueue", func() Command { return &fsmpb.AsyncEnqueueCmd{} }},
-	CmdAsyncUpdate:             {"AsyncUpdate", func() Command { return &fsmpb.AsyncUpdateCmd{} }},
-	CmdAsyncRedrive:            {"AsyncRedrive", func() Command { return &fsmpb.AsyncRedriveCmd{} }},
-	CmdAsyncPurge:              {"AsyncPurge", func() Command { return &fsmpb.AsyncPurgeCmd{} }},
-	CmdPutBlob:                 {"PutBlob", func() Command { return &fsmpb.PutBlobCmd{} }},
-	CmdUpdateBlobReplicas:      {"UpdateBlobReplicas", func() Command { return &fsmpb.UpdateBlobReplicasCmd{} }},
-	CmdCollectBlobs:            {"CollectBlobs", func() Command { return &fsmpb.CollectBlobsCmd{} }},
+	CmdPutEventInvokeConfig:      {"PutEventInvokeConfig", func() Command { return &fsmpb.PutEventInvokeConfigCmd{} }},
+	CmdDeleteEventInvokeConfig:   {"DeleteEventInvokeConfig", func() Command { return &fsmpb.DeleteEventInvokeConfigCmd{} }},
+	CmdAsyncEnqueue:              {"AsyncEnqueue", func() Command { return &fsmpb.AsyncEnqueueCmd{} }},
+	CmdAsyncUpdate:               {"AsyncUpdate", func() Command { return &fsmpb.AsyncUpdateCmd{} }},
+	CmdAsyncRedrive:              {"AsyncRedrive", func() Command { return &fsmpb.AsyncRedriveCmd{} }},
+	CmdAsyncPurge:                {"AsyncPurge", func() Command { return &fsmpb.AsyncPurgeCmd{} }},
+	CmdPutBlob:                   {"PutBlob", func() Command { return &fsmpb.PutBlobCmd{} }},
+	CmdUpdateBlobReplicas:        {"UpdateBlobReplicas", func() Command { return &fsmpb.UpdateBlobReplicasCmd{} }},
+	CmdCollectBlobs:              {"CollectBlobs", func() Command { return &fsmpb.CollectBlobsCmd{} }},
+	CmdPutProvisionedConcurrency: {"PutProvisionedConcurrency", func() Command { return &fsmpb.PutProvisionedConcurrencyCmd{} }},
+	CmdDeleteProvisionedConcurrency: {"DeleteProvisionedConcurrency", func() Command {
+		return &fsmpb.DeleteProvisionedConcurrencyCmd{}
+	}},
+	CmdSetProvisionedConcurrencyStatus: {"SetProvisionedConcurrencyStatus", func() Command {
+		return &fsmpb.SetProvisionedConcurrencyStatusCmd{}
+	}},
+	CmdSetLeaseCeiling: {"SetLeaseCeiling", func() Command { return &fsmpb.SetLeaseCeilingCmd{} }},
 }
 
 func (t CommandType) String() string {

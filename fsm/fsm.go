@@ -227,6 +227,14 @@ func (a *applier) apply(t CommandType, cmd Command) (*fsmpb.ApplyResult, error) 
 		return a.upsertNode(c)
 	case *fsmpb.RemoveNodeCmd:
 		return a.removeNode(c)
+	case *fsmpb.PutProvisionedConcurrencyCmd:
+		return a.putProvisionedConcurrency(c)
+	case *fsmpb.DeleteProvisionedConcurrencyCmd:
+		return a.deleteProvisionedConcurrency(c)
+	case *fsmpb.SetProvisionedConcurrencyStatusCmd:
+		return a.setProvisionedConcurrencyStatus(c)
+	case *fsmpb.SetLeaseCeilingCmd:
+		return a.setLeaseCeiling(c)
 	case *fsmpb.PutBlobCmd:
 		return a.putBlob(c)
 	case *fsmpb.UpdateBlobReplicasCmd:

@@ -35,7 +35,7 @@ func randomCommand(rng *rand.Rand, r *replica) Command {
 	if rng.IntN(6) == 0 {
 		return randomBlobCommand(rng, h, fnName)
 	}
-	switch rng.IntN(16) {
+	switch rng.IntN(20) {
 	case 0:
 		return &fsmpb.CreateAccountCmd{Header: h, Account: &fsmpb.Account{Id: acct, ConcurrencyLimit: 100 + int32(rng.IntN(900)), UnreservedMinimum: 10}}
 	case 1, 2:
@@ -71,12 +71,30 @@ func randomCommand(rng *rand.Rand, r *replica) Command {
 		return &fsmpb.TagResourceCmd{Header: h, FunctionName: fnName, Tags: map[string]string{strconv.Itoa(rng.IntN(4)): "v"}}
 	case 14:
 		return &fsmpb.UntagResourceCmd{Header: h, FunctionName: fnName, Keys: []string{strconv.Itoa(rng.IntN(4))}}
+	case 16:
+		return &fsmpb.PutProvisionedConcurrencyCmd{Header: h, FunctionName: fnName, Qualifier: provisionedQualifier(rng), Requested: int32(rng.IntN(400))}
+	case 17:
+		return &fsmpb.DeleteProvisionedConcurrencyCmd{Header: h, FunctionName: fnName, Qualifier: provisionedQualifier(rng)}
+	case 18:
+		q := provisionedQualifier(rng)
+		rev := "stale"
+		if c := r.f.Store().View().ProvisionedConfig(acct, fnName, q); c != nil && rng.IntN(3) > 0 {
+			rev = c.RevisionId
+		}
+		return &fsmpb.SetProvisionedConcurrencyStatusCmd{Header: h, FunctionName: fnName, Qualifier: q, ExpectedRevisionId: rev,
+			Status: []string{ProvisionedReady, ProvisionedFailed, "bogus"}[rng.IntN(3)], Allocated: int32(rng.IntN(5))}
+	case 19:
+		return &fsmpb.SetLeaseCeilingCmd{Header: h, Ceiling: int32(rng.IntN(60)) - 5, Epoch: uint64(rng.IntN(4))}
 	default:
 		if rng.IntN(2) == 0 {
 			return &fsmpb.UpsertNodeCmd{Header: h, Node: &fsmpb.Node{Id: "n" + strconv.Itoa(rng.IntN(3)), MemoryMb: int64(rng.IntN(4096))}}
 		}
 		return &fsmpb.RemoveNodeCmd{Header: h, NodeId: "n" + strconv.Itoa(rng.IntN(3))}
 	}
+}
+
+func provisionedQualifier(rng *rand.Rand) string {
+	return []string{"1", "2", "live", "$LATEST"}[rng.IntN(4)]
 }
 
 // TestSnapshotPlusLogEqualsFullLog: for random command sequences, a replica

@@ -16,6 +16,10 @@ const (
 
 	tableEventConfigs = "event_invoke_configs" // apply_async.go
 	tableAsyncEvents  = "async_events"         // apply_async.go
+	// tableProvisioned holds provisioned concurrency configs and
+	// tableCeilings the lease coordinator's ceilings (issue 6).
+	tableProvisioned = "provisioned_concurrency"
+	tableCeilings    = "lease_ceilings"
 )
 
 // Index names shared by several tables.
@@ -31,6 +35,7 @@ var tablesInOrder = []string{
 	tableAliases, tableNodes, tableRequests,
 	tableEventConfigs, tableAsyncEvents,
 	tableBlobs,
+	tableProvisioned, tableCeilings,
 }
 
 func str(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
@@ -72,5 +77,7 @@ func schema() *memdb.DBSchema {
 		tableEventConfigs: eventConfigsSchema(functionKey),
 		tableAsyncEvents:  asyncEventsSchema(),
 		tableBlobs:        blobTableSchema(),
+		tableProvisioned:  provisionedTable(functionKey),
+		tableCeilings:     ceilingsTable(),
 	}}
 }

@@ -31,6 +31,10 @@ const (
 	recRequest
 	recEnd recordKind = 0xFF
 
+	// Kinds 30-39 belong to placement (issue 6).
+	recProvisioned recordKind = 30
+	recCeiling     recordKind = 31
+
 	// Asynchronous invocation owns kinds 50-59.
 	recEventInvokeConfig recordKind = 50
 	recAsyncEvent        recordKind = 51
@@ -46,7 +50,8 @@ var tableRecords = map[string]recordKind{
 	tableAccounts: recAccount, tableAccessKeys: recAccessKey, tableFunctions: recFunction,
 	tableVersions: recVersion, tableAliases: recAlias, tableNodes: recNode, tableRequests: recRequest,
 	tableEventConfigs: recEventInvokeConfig, tableAsyncEvents: recAsyncEvent,
-	tableBlobs: recBlob,
+	tableBlobs:       recBlob,
+	tableProvisioned: recProvisioned, tableCeilings: recCeiling,
 }
 
 var recordTables = func() map[recordKind]string {
@@ -81,6 +86,10 @@ func newRecord(kind recordKind) proto.Message {
 		return &fsmpb.AsyncEvent{}
 	case recBlob:
 		return &fsmpb.Blob{}
+	case recProvisioned:
+		return &fsmpb.ProvisionedConcurrencyConfig{}
+	case recCeiling:
+		return &fsmpb.LeaseCeiling{}
 	}
 	return nil
 }

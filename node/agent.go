@@ -38,6 +38,7 @@ type Agent struct {
 
 	clusterParts // gossip, gRPC, reconcile, leave (cluster.go, leave.go)
 	apiParts     // blob store, sandbox pool, Lambda API (api.go)
+	routingParts // ring, router, leases, provisioned concurrency (routing.go)
 }
 
 // New opens the node's data dir and starts Raft and the HTTP listener.
@@ -145,6 +146,7 @@ func (a *Agent) Sealer() *seal.Sealer { return a.sealer }
 // onLeadership runs on raft's leadership goroutine; it must not block it.
 func (a *Agent) onLeadership(isLeader bool) {
 	a.clusterLeadership(isLeader)
+	a.routingLeadership(isLeader)
 	if !isLeader {
 		return
 	}
@@ -198,12 +200,15 @@ func (a *Agent) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
 		close(a.stop)
+		drained := a.beginShutdownDrain()
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		defer cancel()
 		if e := a.httpSrv.Shutdown(ctx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 			err = e
 		}
 		a.httpLn.Close()
+		a.waitDrained(drained)
+		a.stopRouting()
 		a.closeAPI()
 		a.stopCluster()
 		a.wg.Wait()

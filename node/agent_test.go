@@ -15,7 +15,7 @@ import (
 	"github.com/stokehq/stoke/cluster/clustertest"
 )
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/stokehq/stoke/node/admission"
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/blob"
 	"github.com/stokehq/stoke/node/codepkg"
@@ -101,6 +100,7 @@ func (a *Agent) initAPI() error {
 		Sealer:  a.sealer,
 		Keys:    keyGenerator{},
 		Metrics: metrics,
+		Usage:   a,
 	})
 	if err != nil {
 		return err
@@ -112,12 +112,9 @@ func (a *Agent) initAPI() error {
 	return nil
 }
 
-func (a *Agent) newInvoker() lambdaapi.Invoker {
-	return &localInvoker{
-		nodeID: a.nodeID, region: a.cfg.Region, meta: a.meta, sealer: a.sealer,
-		admit: admission.NewLimiter(), pool: a.pool, work: a.BeginWork,
-	}
-}
+// newInvoker builds the node's invoke path: cluster-wide admission,
+// placement and forwarding around the local pool (routing.go).
+func (a *Agent) newInvoker() lambdaapi.Invoker { return a.initRouting() }
 
 func (a *Agent) closeAPI() {
 	if a.async != nil {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -130,12 +129,6 @@ func (ab *apiBench) do(stoke bool) time.Duration {
 		return -1
 	}
 	return d
-}
-
-func percentile(ds []time.Duration, p float64) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[int(float64(len(s)-1)*p)]
 }
 
 // BenchmarkAPIWarmInvoke: one client, bare and Stoke requests interleaved.

@@ -283,6 +283,7 @@ func (a *Agent) startCluster() error {
 	rpcpb.RegisterClusterServer(a.grpcSrv, cluster.NewService(a.raft, a.leaderRemover))
 	a.registerAsync(a.grpcSrv)
 	rpcpb.RegisterBlobServer(a.grpcSrv, &blobService{m: a.code})
+	a.registerRoutingServices(a.grpcSrv)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -319,6 +320,7 @@ func (a *Agent) startCluster() error {
 	}
 	a.wg.Add(1)
 	go a.forgetReaped()
+	a.startRouting(a.dialer)
 	return nil
 }
 

@@ -19,7 +19,7 @@ import (
 // testCluster runs in-process agents that find each other through gossip,
 // with real sockets on loopback and fast timers.
 type testCluster struct {
-	t       *testing.T
+	t       testing.TB
 	keyFile string
 	agents  map[string]*runningAgent
 	order   []string
@@ -32,7 +32,7 @@ type runningAgent struct {
 	done   chan error
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t testing.TB) *testCluster {
 	return &testCluster{t: t, keyFile: filepath.Join(t.TempDir(), "cluster.key"), agents: map[string]*runningAgent{}}
 }
 
@@ -62,7 +62,7 @@ func (c *testCluster) clusterConfig(id string, server bool, join ...string) Conf
 }
 
 // fastGossip applies clustertest's fast memberlist timers.
-func fastGossip(t *testing.T) func(*cluster.GossipConfig) {
+func fastGossip(t testing.TB) func(*cluster.GossipConfig) {
 	fast := clustertest.FastGossipConfig(t, "x")
 	return func(g *cluster.GossipConfig) {
 		g.RetryJoinInterval, g.ProbeInterval, g.ProbeTimeout = fast.RetryJoinInterval, fast.ProbeInterval, fast.ProbeTimeout

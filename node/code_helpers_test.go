@@ -19,6 +19,7 @@ import (
 
 	"github.com/stokehq/stoke/cluster/clustertest"
 	"github.com/stokehq/stoke/node/codepkg/codepkgtest"
+	"github.com/stokehq/stoke/proto/rpcpb"
 )
 
 // codeCluster is a testCluster of servers with sandboxes and the Lambda
@@ -167,6 +168,26 @@ func invokeFiles(ctx context.Context, a *Agent, name string) (int, error) {
 		err = fmt.Errorf("echo %v", out.Echo)
 	}
 	return out.Files, err
+}
+
+// invokeFilesHere runs the function on a's own sandbox pool, bypassing
+// routing, and returns how many files the function saw.
+func invokeFilesHere(ctx context.Context, t *testing.T, a *Agent, name string) (int, error) {
+	payload, _ := json.Marshal(map[string]any{"from": a.NodeID()})
+	res, ref, err := a.local.run(ctx, invokeRequest(t, a, adminAccount(a), name, payload), rpcpb.InvokeMode_INVOKE_MODE_QUEUE)
+	switch {
+	case err != nil:
+		return 0, err
+	case ref.refused():
+		return 0, fmt.Errorf("refused: %s", ref.message)
+	case res.FunctionError != "":
+		return 0, fmt.Errorf("function error: %s", res.Payload)
+	}
+	var out handlerResult
+	if err := json.Unmarshal(res.Payload, &out); err != nil {
+		return 0, err
+	}
+	return out.Files, nil
 }
 
 // blobOf returns the blob id of a function's $LATEST code.

@@ -63,6 +63,9 @@ type Config struct {
 	Async async.Config
 	// Code configures code package replication, repair and collection.
 	Code CodeConfig
+	// Routing configures placement, forwarding, cluster-wide admission and
+	// provisioned concurrency.
+	Routing RoutingConfig
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
@@ -82,6 +85,7 @@ func DefaultConfig() Config {
 		Cluster:         DefaultClusterConfig(),
 		Async:           async.DefaultConfig(),
 		Code:            DefaultCodeConfig(),
+		Routing:         DefaultRoutingConfig(),
 		Logger:          slog.Default(),
 	}
 }
@@ -108,6 +112,9 @@ func (c *Config) Validate() error {
 		return errors.New("node: Logger is required")
 	}
 	if err := c.Async.Validate(); err != nil {
+		return err
+	}
+	if err := c.Routing.validate(); err != nil {
 		return err
 	}
 	if err := c.Code.Validate(); err != nil {

@@ -1,30 +1,31 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
-	"github.com/stokehq/stoke/node/admission"
 	"github.com/stokehq/stoke/node/lambdaapi"
 	"github.com/stokehq/stoke/runtime"
 )
 
-// localInvoker runs invocations on this node's sandbox pool after
-// admission. It is the worker end of the invoke path; routing to other
-// nodes wraps it.
+// localInvoker runs invocations on this node's sandbox pool. It is the
+// worker end of the invoke path: the router (invoke_route.go) admits an
+// invocation, places it, and calls run here or on another node
+// (invoke_local.go).
 type localInvoker struct {
 	nodeID string
 	region string
 	meta   *Metadata
 	sealer lambdaapi.Sealer
-	admit  admission.Admitter
 	pool   *runtime.Pool
 	// work registers in-flight work with the drain hook; ok is false
 	// while the node is leaving.
 	work func() (done func(), ok bool)
+	// inflight counts invocations running on the pool (this node's load).
+	inflight atomic.Int64
 }
 
 // sandboxKey identifies interchangeable sandboxes: same function, version,
@@ -58,61 +59,6 @@ func (l *localInvoker) spec(req *lambdaapi.InvokeRequest) (runtime.FunctionSpec,
 		}
 	}
 	return spec, nil
-}
-
-func (l *localInvoker) Invoke(ctx context.Context, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
-	done, ok := l.work()
-	if !ok {
-		return nil, &lambdaapi.Error{Status: 503, Type: "ServiceException", Message: "This node is leaving the cluster; send the invocation to another node"}
-	}
-	defer done()
-	release, err := l.admitRequest(req)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	spec, err := l.spec(req)
-	if err != nil {
-		return nil, err
-	}
-	res, err := l.pool.Invoke(ctx, spec, runtime.Invocation{
-		RequestID:          req.RequestID,
-		Payload:            req.Payload,
-		InvokedFunctionARN: req.InvokedARN,
-		ClientContext:      req.ClientContext,
-	})
-	if err != nil {
-		return nil, poolError(err)
-	}
-	return &lambdaapi.InvokeResult{
-		Payload:       res.Payload,
-		FunctionError: res.FunctionError,
-		LogTail:       res.LogTail,
-		Node:          l.nodeID,
-		ColdStart:     res.ColdStart,
-		InitDuration:  res.InitDuration,
-		Duration:      res.Duration,
-	}, nil
-}
-
-func (l *localInvoker) admitRequest(req *lambdaapi.InvokeRequest) (func(), error) {
-	v := l.meta.View()
-	acct := v.Account(req.AccountID)
-	if acct == nil {
-		return nil, fmt.Errorf("account %s is not in the local replica", req.AccountID)
-	}
-	release, err := l.admit.Admit(admission.Request{
-		AccountID:     req.AccountID,
-		Function:      req.FunctionName,
-		Reserved:      req.ReservedConcurrency,
-		AccountLimit:  int(acct.ConcurrencyLimit),
-		ReservedTotal: int(v.ReservedConcurrency(req.AccountID, "")),
-	})
-	var te *admission.ThrottleError
-	if errors.As(err, &te) {
-		return nil, lambdaapi.TooManyRequests(te.Reason, te.Error(), 1)
-	}
-	return release, err
 }
 
 // poolError maps the pool's platform errors onto Lambda exceptions.

@@ -43,7 +43,13 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	if inv.InvokedFunctionARN == "" {
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
-	l, err := p.acquire(ctx, fn, inv.NoQueue, false)
+	var l lease
+	var err error
+	if inv.WarmOnly {
+		l, err = p.acquireWarm(fn.Key)
+	} else {
+		l, err = p.acquire(ctx, fn, inv.NoQueue, false)
+	}
 	if err != nil {
 		return Result{}, err
 	}

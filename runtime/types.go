@@ -124,6 +124,10 @@ type Invocation struct {
 	// when no idle sandbox and no memory for a new one is available (the
 	// caller spills the invocation to another node).
 	NoQueue bool
+	// WarmOnly makes Invoke return ErrNoWarmSandbox at once unless an idle
+	// sandbox of the Key is free: no cold start, no queueing (the caller
+	// looks for a warm sandbox on other nodes before it allows one).
+	WarmOnly bool
 }
 
 // Result is the outcome of an invocation that reached a sandbox. Function

@@ -3,11 +3,17 @@
 // functions' reserved concurrency and the unreserved pool every other
 // function shares.
 //
-// The Limiter here counts on one node. The cluster-wide limiter (leases of
-// concurrency from a coordinator) implements the same Admitter interface.
+// Two Admitters implement it. Limiter counts on one node. LeaseAdmitter
+// enforces the limits across a cluster without a Raft write per
+// invocation: a Coordinator (run by the Raft leader) leases each node a
+// slice of every pool, sized from the demand the nodes report and renewed
+// in the background; a node admits only within the slice it holds and
+// stops admitting when a lease it cannot renew expires. docs/architecture.md
+// ("Admission and placement") states the guarantee and its proof sketch.
 package admission
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -26,13 +32,22 @@ var ErrThrottled = errors.New("admission: throttled")
 type ThrottleError struct {
 	Reason string
 	Limit  int
+	// Cause, when set, says why the node could not admit although the
+	// cluster-wide count may be under the limit (no lease could be had).
+	Cause string
 }
 
 func (e *ThrottleError) Error() string {
+	var msg string
 	if e.Reason == ReasonReserved {
-		return fmt.Sprintf("Rate Exceeded. The function's reserved concurrency of %d is in use.", e.Limit)
+		msg = fmt.Sprintf("Rate Exceeded. The function's reserved concurrency of %d is in use.", e.Limit)
+	} else {
+		msg = fmt.Sprintf("Rate Exceeded. The account's unreserved concurrency of %d is in use.", e.Limit)
 	}
-	return fmt.Sprintf("Rate Exceeded. The account's unreserved concurrency of %d is in use.", e.Limit)
+	if e.Cause != "" {
+		msg += " (" + e.Cause + ")"
+	}
+	return msg
 }
 
 func (e *ThrottleError) Unwrap() error { return ErrThrottled }
@@ -49,10 +64,53 @@ type Request struct {
 	ReservedTotal int
 }
 
-// Admitter admits invocations. Release must be called exactly once for
-// every admitted invocation, when it ends.
+// Pool names a concurrency pool: a function's reserved concurrency, or the
+// unreserved pool of its account when Function is empty.
+type Pool struct {
+	AccountID string
+	Function  string
+}
+
+func (p Pool) String() string {
+	if p.Function == "" {
+		return p.AccountID + "/(unreserved)"
+	}
+	return p.AccountID + "/" + p.Function
+}
+
+// PoolOf is the pool an invocation draws on.
+func PoolOf(req Request) Pool {
+	if req.Reserved != nil {
+		return Pool{AccountID: req.AccountID, Function: req.Function}
+	}
+	return Pool{AccountID: req.AccountID}
+}
+
+// limitOf is the pool's limit as the request's replica sees it (for
+// messages; the coordinator decides from its own replica).
+func limitOf(req Request) int {
+	if req.Reserved != nil {
+		return int(*req.Reserved)
+	}
+	return max(req.AccountLimit-req.ReservedTotal, 0)
+}
+
+func throttle(req Request, cause string) *ThrottleError {
+	reason := ReasonAccount
+	if req.Reserved != nil {
+		reason = ReasonReserved
+	}
+	return &ThrottleError{Reason: reason, Limit: limitOf(req), Cause: cause}
+}
+
+// Admitter admits invocations. Admit may block briefly (bounded by ctx) to
+// obtain capacity; a refusal wraps ErrThrottled. Release must be called
+// exactly once for every admitted invocation, when it has certainly ended:
+// a caller that lost track of an invocation (its node died, the caller went
+// away) releases only once the invocation's deadline has passed, or the
+// limit no longer holds.
 type Admitter interface {
-	Admit(req Request) (release func(), err error)
+	Admit(ctx context.Context, req Request) (release func(), err error)
 }
 
 // Limiter is the single-node Admitter: in-flight counts per function (for
@@ -69,8 +127,9 @@ func NewLimiter() *Limiter {
 }
 
 // Admit takes one unit of the function's reserved concurrency, or of the
-// account's unreserved pool (limit minus everything reserved).
-func (l *Limiter) Admit(req Request) (func(), error) {
+// account's unreserved pool (limit minus everything reserved). It never
+// blocks.
+func (l *Limiter) Admit(_ context.Context, req Request) (func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if req.Reserved != nil {

@@ -1,12 +1,15 @@
 package admission
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
 )
 
 func ptr(n int32) *int32 { return &n }
+
+var ctx = context.Background()
 
 func TestLimiterSeparatesReservedAndUnreserved(t *testing.T) {
 	l := NewLimiter()
@@ -18,25 +21,25 @@ func TestLimiterSeparatesReservedAndUnreserved(t *testing.T) {
 
 	var releases []func()
 	for range 4 {
-		rel, err := l.Admit(reserved)
+		rel, err := l.Admit(ctx, reserved)
 		if err != nil {
 			t.Fatalf("reserved admit: %v", err)
 		}
 		releases = append(releases, rel)
 	}
 	var te *ThrottleError
-	if _, err := l.Admit(reserved); !errors.As(err, &te) || te.Reason != ReasonReserved || !errors.Is(err, ErrThrottled) {
+	if _, err := l.Admit(ctx, reserved); !errors.As(err, &te) || te.Reason != ReasonReserved || !errors.Is(err, ErrThrottled) {
 		t.Fatalf("5th reserved admit: %v, want a reserved throttle", err)
 	}
 	// The unreserved pool (10 - 4 = 6) is untouched by the reserved function.
 	for i := range 6 {
-		rel, err := l.Admit(other)
+		rel, err := l.Admit(ctx, other)
 		if err != nil {
 			t.Fatalf("unreserved admit %d: %v", i, err)
 		}
 		releases = append(releases, rel)
 	}
-	if _, err := l.Admit(other); !errors.As(err, &te) || te.Reason != ReasonAccount {
+	if _, err := l.Admit(ctx, other); !errors.As(err, &te) || te.Reason != ReasonAccount {
 		t.Fatalf("7th unreserved admit: %v, want an account throttle", err)
 	}
 	if got := l.InFlight("a"); got != 10 {
@@ -44,17 +47,17 @@ func TestLimiterSeparatesReservedAndUnreserved(t *testing.T) {
 	}
 	releases[0]()
 	releases[0]() // a second release must not free a second slot
-	if _, err := l.Admit(reserved); err != nil {
+	if _, err := l.Admit(ctx, reserved); err != nil {
 		t.Fatalf("admit after release: %v", err)
 	}
-	if _, err := l.Admit(reserved); err == nil {
+	if _, err := l.Admit(ctx, reserved); err == nil {
 		t.Fatal("double release freed two slots")
 	}
 }
 
 func TestZeroReservedAlwaysThrottles(t *testing.T) {
 	l := NewLimiter()
-	_, err := l.Admit(Request{AccountID: "a", Function: "f", Reserved: ptr(0), AccountLimit: 1000})
+	_, err := l.Admit(ctx, Request{AccountID: "a", Function: "f", Reserved: ptr(0), AccountLimit: 1000})
 	var te *ThrottleError
 	if !errors.As(err, &te) || te.Reason != ReasonReserved {
 		t.Fatalf("err = %v, want reserved throttle", err)
@@ -74,7 +77,7 @@ func TestLimiterNeverOversubscribesUnderContention(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rel, err := l.Admit(req)
+			rel, err := l.Admit(ctx, req)
 			if err != nil {
 				return
 			}

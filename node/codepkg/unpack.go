@@ -219,7 +219,13 @@ func writeFile(full string, tr *tar.Reader, hdr *tar.Header, buf []byte) error {
 	if err != nil {
 		return fmt.Errorf("codepkg: Unpack: %w", err)
 	}
-	n, err := io.CopyBuffer(writerOnly{f}, tr, buf)
+	src := &trackedReader{r: tr}
+	n, err := io.CopyBuffer(writerOnly{f}, src, buf)
+	if err != nil && src.err != nil {
+		// The package stream failed to decode (corrupt zstd or tar), as
+		// opposed to the local disk failing a write.
+		err = fmt.Errorf("%w: entry %q: %w", ErrBadPackage, truncate(hdr.Name, 200), src.err)
+	}
 	if err == nil && n != hdr.Size {
 		err = fmt.Errorf("%w: entry %q is truncated", ErrBadPackage, truncate(hdr.Name, 200))
 	}
@@ -277,4 +283,19 @@ func RemoveTree(dir string) error {
 		return fmt.Errorf("codepkg: removing %s: %w", dir, err)
 	}
 	return nil
+}
+
+// trackedReader remembers the error its reader returned, so a copy can tell
+// a bad package (read side) from a failing disk (write side).
+type trackedReader struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		t.err = err
+	}
+	return n, err
 }

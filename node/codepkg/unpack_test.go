@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -389,6 +390,34 @@ func TestResolvesInside(t *testing.T) {
 	for _, tc := range tests {
 		if got := resolvesInside(tc.link, tc.target, links); got != tc.want {
 			t.Errorf("resolvesInside(%q -> %q) = %v, want %v", tc.link, tc.target, got, tc.want)
+		}
+	}
+}
+
+// TestUnpackClassifiesEveryCorruption flips one byte at many offsets of a
+// package: whatever the damage does to the zstd and tar layers (a checksum
+// mismatch at the end, or a decode failure inside a file's data), Unpack's
+// error must say the package is bad, so the blob store refetches it rather
+// than report a local failure.
+func TestUnpackClassifiesEveryCorruption(t *testing.T) {
+	// A large, poorly compressible file puts most of the stream inside one
+	// file's data, where a decode failure surfaces while the file is written.
+	var big strings.Builder
+	for i := 0; big.Len() < 512<<10; i++ {
+		fmt.Fprintf(&big, "%d:%x\n", i, i*2654435761)
+	}
+	pkg, m := convertTree(t, append(pythonTree(), file("big.txt", big.String()))...)
+	step := max(len(pkg)/64, 1)
+	for off := 0; off < len(pkg); off += step {
+		corrupt := bytes.Clone(pkg)
+		corrupt[off] ^= 0x5a
+		dest := filepath.Join(t.TempDir(), "pkg")
+		err := Unpack(context.Background(), bytes.NewReader(corrupt), dest, m.TarZstSHA256Hex)
+		if err == nil {
+			t.Fatalf("offset %d: a corrupt package unpacked", off)
+		}
+		if !errors.Is(err, ErrChecksumMismatch) && !errors.Is(err, ErrBadPackage) {
+			t.Fatalf("offset %d: %v matches neither ErrChecksumMismatch nor ErrBadPackage", off, err)
 		}
 	}
 }

@@ -98,6 +98,15 @@ type Deps struct {
 	Sealer  Sealer
 	Keys    KeyGenerator
 	Metrics *Metrics // nil: no metrics
+	// Usage reports cluster-wide concurrency for GetAccountSettings;
+	// nil: not reported.
+	Usage ConcurrencyUsage
+}
+
+// ConcurrencyUsage counts an account's invocations in flight across the
+// cluster.
+type ConcurrencyUsage interface {
+	AccountConcurrency(ctx context.Context, accountID string) (int, error)
 }
 
 // Handler serves the Lambda REST API and Stoke's admin API.
@@ -173,6 +182,9 @@ func (h *Handler) routes() {
 		{"PUT /2017-10-31/functions/{name}/concurrency", op{"PutFunctionConcurrency", ctl, false, false, h.putFunctionConcurrency}},
 		{"DELETE /2017-10-31/functions/{name}/concurrency", op{"DeleteFunctionConcurrency", ctl, false, false, h.deleteFunctionConcurrency}},
 		{"GET /2019-09-30/functions/{name}/concurrency", op{"GetFunctionConcurrency", ctl, false, false, h.getFunctionConcurrency}},
+		{"PUT /2019-09-30/functions/{name}/provisioned-concurrency", op{"PutProvisionedConcurrencyConfig", ctl, false, false, h.putProvisionedConcurrency}},
+		{"GET /2019-09-30/functions/{name}/provisioned-concurrency", op{"GetProvisionedConcurrencyConfig", ctl, false, false, h.getProvisionedConcurrency}},
+		{"DELETE /2019-09-30/functions/{name}/provisioned-concurrency", op{"DeleteProvisionedConcurrencyConfig", ctl, false, false, h.deleteProvisionedConcurrency}},
 		{"GET /2016-08-19/account-settings", op{"GetAccountSettings", ctl, false, false, h.getAccountSettings}},
 		{"GET /2016-08-19/account-settings/", op{"GetAccountSettings", ctl, false, false, h.getAccountSettings}},
 		{"GET /2017-03-31/tags/{arn}", op{"ListTags", ctl, false, false, h.listTags}},

@@ -215,6 +215,10 @@ type accountLimit struct {
 type accountUsage struct {
 	TotalCodeSize int64 `json:"TotalCodeSize"`
 	FunctionCount int64 `json:"FunctionCount"`
+	// ConcurrentExecutions is a Stoke extension (SDKs ignore it): the
+	// account's invocations in flight across the cluster, as the lease
+	// coordinator last heard from every node.
+	ConcurrentExecutions *int64 `json:"ConcurrentExecutions,omitempty"`
 }
 
 type accountSettings struct {

@@ -281,6 +281,14 @@ func (h *Handler) getAccountSettings(req *request) (any, int, *Error) {
 	}
 	// The same count the code store checks the limit against.
 	usage := accountUsage{TotalCodeSize: v.CodeStorageUsed(acct.Id), FunctionCount: int64(len(v.Functions(acct.Id, "", 0)))}
+	if h.deps.Usage != nil {
+		if n, err := h.deps.Usage.AccountConcurrency(req.ctx, acct.Id); err == nil {
+			used := int64(n)
+			usage.ConcurrentExecutions = &used
+		} else {
+			h.log.Debug("cluster-wide concurrency unavailable", "err", err)
+		}
+	}
 	reserved := v.ReservedConcurrency(acct.Id, "")
 	return accountSettings{
 		AccountLimit: accountLimit{

@@ -1,0 +1,507 @@
+package admission
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// GrantID orders the grants of all coordinators: Epoch is the coordinator's
+// Raft term (it grows with every new leader), Seq counts its grants.
+type GrantID struct {
+	Epoch, Seq uint64
+}
+
+// Less reports whether g was issued before o.
+func (g GrantID) Less(o GrantID) bool {
+	return g.Epoch < o.Epoch || (g.Epoch == o.Epoch && g.Seq < o.Seq)
+}
+
+// Grant is a lease of Slots concurrent invocations in Pool, valid for TTL
+// from the moment the node sent the request it answers.
+type Grant struct {
+	Pool  Pool
+	ID    GrantID
+	Slots int
+	TTL   time.Duration
+	// Retry is set when more may be granted shortly: the coordinator is
+	// raising the account's ceiling, or is new and still learning what
+	// nodes hold.
+	Retry bool
+}
+
+// Demand is a node's report on one pool, sent with every renewal.
+type Demand struct {
+	Pool Pool
+	// InFlight counts invocations admitted and not yet released, now.
+	InFlight int
+	// Want is how many slots the node would like to hold.
+	Want int
+	// Held is the grant the node admits against (zero ID: none), with
+	// HeldSlots and what is left of it by the node's clock.
+	Held          GrantID
+	HeldSlots     int
+	HeldRemaining time.Duration
+}
+
+// Holder identifies one life of a node's admitter to the coordinator.
+type Holder struct {
+	// Node is the node id; Incarnation is random per LeaseAdmitter, so a
+	// node that restarts is a new holder and the grants of its previous
+	// life stay charged until they lapse.
+	Node        string
+	Incarnation string
+	// Age is how long this incarnation has been admitting, by the node's
+	// clock. CleanStart says no earlier incarnation of the node can have
+	// invocations running: there was none, or it shut down after all of
+	// them had ended.
+	Age        time.Duration
+	CleanStart bool
+}
+
+// ID is the holder's key at the coordinator.
+func (h Holder) ID() string { return h.Node + "/" + h.Incarnation }
+
+// Renewal is one request to the coordinator.
+type Renewal struct {
+	Holder Holder
+	// Full is set when Demands cover every pool the holder tracks (the
+	// periodic renewal), so the coordinator knows all it holds.
+	Full    bool
+	Demands []Demand
+}
+
+// CoordinatorClient carries renewals to the coordinator (the Raft leader).
+// The node wiring implements it over gRPC, or in-process on the leader.
+type CoordinatorClient interface {
+	// RenewLeases sends a renewal and returns a grant for each demand's
+	// pool (order free). An error means no grant changes hands.
+	RenewLeases(ctx context.Context, r Renewal) ([]Grant, error)
+}
+
+// LeaseConfig configures a LeaseAdmitter.
+type LeaseConfig struct {
+	// NodeID names the node to the coordinator (Holder.Node).
+	NodeID string
+	// CleanStart is Holder.CleanStart: the node has no earlier life, or
+	// its last one ended with nothing running (the agent records that in
+	// its data dir).
+	CleanStart bool
+	// RenewInterval is how often every held lease is renewed and demand
+	// reported. It must be well under the coordinator's lease TTL (a third
+	// or less), so one lost renewal does not let a lease lapse.
+	RenewInterval time.Duration
+	// SyncWait bounds how long Admit waits for on-demand renewals when the
+	// node's slice of a pool is used up; past it Admit throttles.
+	SyncWait time.Duration
+	// SyncSpacing is the least time between on-demand renewals of one pool
+	// once the coordinator granted less than asked (the pool is at its
+	// limit): in between, Admit throttles at once.
+	SyncSpacing time.Duration
+	// IdleRelease is how long a pool stays tracked without invocations;
+	// then its slice is given back.
+	IdleRelease time.Duration
+	// DriftMargin is subtracted from every grant's TTL, covering the
+	// difference in clock rate between node and coordinator and the
+	// scheduling delay before a grant is applied.
+	DriftMargin time.Duration
+	// RPCTimeout bounds one renewal round trip.
+	RPCTimeout time.Duration
+	// Now is the clock (monotonic time) and After its timer; nil means
+	// time.Now and time.After. Tests replace them.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+	// Logger receives renewal failures.
+	Logger *slog.Logger
+}
+
+// DefaultLeaseConfig returns the settings Stoke's nodes use with the
+// coordinator's default TTL of 3 s.
+func DefaultLeaseConfig() LeaseConfig {
+	return LeaseConfig{
+		RenewInterval: time.Second,
+		SyncWait:      time.Second,
+		SyncSpacing:   50 * time.Millisecond,
+		IdleRelease:   30 * time.Second,
+		DriftMargin:   100 * time.Millisecond,
+		RPCTimeout:    time.Second,
+		Logger:        slog.Default(),
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c LeaseConfig) Validate() error {
+	switch {
+	case c.RenewInterval <= 0 || c.SyncWait <= 0 || c.SyncSpacing <= 0 || c.IdleRelease <= 0 || c.RPCTimeout <= 0:
+		return errors.New("admission: RenewInterval, SyncWait, SyncSpacing, IdleRelease and RPCTimeout must be positive")
+	case c.DriftMargin < 0:
+		return errors.New("admission: DriftMargin must not be negative")
+	case c.Logger == nil:
+		return errors.New("admission: Logger is required")
+	case c.NodeID == "":
+		return errors.New("admission: NodeID is required")
+	}
+	return nil
+}
+
+// LeaseAdmitter is the cluster-wide Admitter of one node. It admits an
+// invocation only while the node holds an unexpired grant for the pool
+// with a free slot, so the invocations the node runs never exceed its
+// slice; the coordinator keeps the slices of all nodes within the pool's
+// limit. Methods are safe for concurrent use.
+type LeaseAdmitter struct {
+	cfg     LeaseConfig
+	coord   CoordinatorClient
+	log     *slog.Logger
+	holder  Holder
+	started time.Time
+
+	mu    sync.Mutex
+	pools map[Pool]*leasePool
+}
+
+// leasePool is the node's state for one pool; guarded by LeaseAdmitter.mu.
+type leasePool struct {
+	inflight int
+	grant    Grant
+	expiry   time.Time // local; the grant is void from then on
+	// Demand observed since the last report.
+	peak, throttled int
+	lastUsed        time.Time
+	// want is what the last periodic renewal asked for.
+	want int
+	// On-demand renewal: at most one in flight per pool.
+	sync     *syncCall
+	lastSync time.Time
+	limited  bool // the last on-demand renewal found the pool at its limit
+	// retrySoon: the last on-demand renewal said more may come shortly.
+	retrySoon bool
+	waiters   int
+}
+
+type syncCall struct{ done chan struct{} }
+
+// NewLeaseAdmitter returns an admitter that leases capacity from coord.
+// Call Run to renew leases in the background.
+func NewLeaseAdmitter(cfg LeaseConfig, coord CoordinatorClient) (*LeaseAdmitter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
+	var inc [6]byte
+	_, _ = rand.Read(inc[:])
+	return &LeaseAdmitter{cfg: cfg, coord: coord, log: cfg.Logger.With("component", "admission"),
+		holder:  Holder{Node: cfg.NodeID, Incarnation: hex.EncodeToString(inc[:]), CleanStart: cfg.CleanStart},
+		started: cfg.Now(), pools: map[Pool]*leasePool{}}, nil
+}
+
+// renewal builds a request as of now.
+func (l *LeaseAdmitter) renewal(now time.Time, full bool, demands []Demand) Renewal {
+	h := l.holder
+	h.Age = now.Sub(l.started)
+	return Renewal{Holder: h, Full: full, Demands: demands}
+}
+
+func (l *LeaseAdmitter) now() time.Time { return l.cfg.Now() }
+
+// slotsLocked is what the pool's grant allows now (0 once expired).
+func (p *leasePool) slotsLocked(now time.Time) int {
+	if now.Before(p.expiry) {
+		return p.grant.Slots
+	}
+	return 0
+}
+
+// Admit admits req if the node's slice of its pool has a free slot. When
+// it has none, Admit asks the coordinator for more (one request per pool
+// at a time, shared by every waiting Admit) and waits, for at most
+// maxSyncRounds renewals, SyncWait and ctx. It throttles at once when the
+// coordinator's last answer showed the pool at its limit, and always for
+// a function with reserved concurrency 0.
+func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) {
+	if req.Reserved != nil && *req.Reserved == 0 {
+		return nil, throttle(req, "")
+	}
+	pool := PoolOf(req)
+	deadline := l.now().Add(l.cfg.SyncWait)
+	l.mu.Lock()
+	p := l.pools[pool]
+	if p == nil {
+		p = &leasePool{}
+		l.pools[pool] = p
+	}
+	spaced := false // a wait for SyncSpacing/5 just ended
+	for round := 0; ; round++ {
+		now := l.now()
+		p.lastUsed = now
+		if p.inflight < p.slotsLocked(now) {
+			p.inflight++
+			p.peak = max(p.peak, p.inflight)
+			l.mu.Unlock()
+			return l.releaser(p), nil
+		}
+		call := p.sync
+		var done <-chan struct{}
+		until := deadline
+		switch {
+		case call != nil:
+			done = call.done
+		case !now.Before(deadline) || round >= maxSyncRounds || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing):
+			// The pool is at its limit, the coordinator unreachable, or
+			// patience ran out: throttle at once, as Lambda does.
+			p.throttled++
+			cause := l.causeLocked(p, now)
+			l.mu.Unlock()
+			return nil, throttle(req, cause)
+		case p.retrySoon && !spaced && now.Sub(p.lastSync) < l.cfg.SyncSpacing/5:
+			// More may come shortly (a ceiling being raised, a new
+			// coordinator's grace period): ask again in a moment.
+			if next := p.lastSync.Add(l.cfg.SyncSpacing / 5); next.Before(deadline) {
+				until = next
+			}
+		default:
+			call = &syncCall{done: make(chan struct{})}
+			p.sync = call
+			p.lastSync = now
+			done = call.done
+			go l.syncRenew(pool, call)
+		}
+		spaced = done == nil
+		p.waiters++
+		l.mu.Unlock()
+		var timeout <-chan time.Time
+		var timer *time.Timer
+		if done == nil {
+			timeout = l.cfg.After(max(until.Sub(now), 0)) // spacing
+		} else {
+			timer = time.NewTimer(max(until.Sub(now), 0))
+			timeout = timer.C
+		}
+		select {
+		case <-done:
+		case <-timeout:
+		case <-ctx.Done():
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		l.mu.Lock()
+		p.waiters--
+		if ctx.Err() != nil {
+			p.throttled++
+			l.mu.Unlock()
+			return nil, fmt.Errorf("%w: %w", throttle(req, "gave up waiting for a concurrency lease"), ctx.Err())
+		}
+	}
+}
+
+// maxSyncRounds bounds the renewals one Admit waits for (SyncWait bounds
+// the time): enough for a burst to double its slice a few times, or for a
+// new coordinator's grace period to end after a leader change.
+const maxSyncRounds = 24
+
+// causeLocked explains a throttle that is not plainly a full pool.
+func (l *LeaseAdmitter) causeLocked(p *leasePool, now time.Time) string {
+	if p.grant.ID == (GrantID{}) || !now.Before(p.expiry) {
+		return "this node holds no concurrency lease for the pool; the coordinator is unreachable or the pool is full"
+	}
+	return ""
+}
+
+func (l *LeaseAdmitter) releaser(p *leasePool) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			p.inflight--
+			l.mu.Unlock()
+		})
+	}
+}
+
+// syncRenew asks for more of one pool on behalf of waiting Admits. It
+// reports every tracked pool (a full renewal), asking for the others what
+// the last periodic renewal asked.
+func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
+	l.mu.Lock()
+	sent := l.now()
+	demands := make([]Demand, 0, len(l.pools))
+	want := 0
+	for q, p := range l.pools {
+		d := l.demandLocked(q, p, sent)
+		d.Want = p.want
+		if q == pool {
+			// Ask for double what is in use or waiting: a burst then needs
+			// a few round trips, not one per invocation; the coordinator
+			// caps it.
+			d.Want = max(2*(p.inflight+p.waiters), p.inflight+p.waiters+1)
+			want = d.Want
+		}
+		demands = append(demands, d)
+	}
+	l.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.RPCTimeout)
+	grants, err := l.coord.RenewLeases(ctx, l.renewal(sent, true, demands))
+	cancel()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pools[pool] // never dropped while an Admit waits on it
+	p.sync = nil
+	p.limited, p.retrySoon = true, false
+	if err != nil {
+		l.log.Debug("on-demand lease renewal failed", "pool", pool.String(), "err", err)
+	}
+	for _, g := range grants {
+		if q := l.pools[g.Pool]; q != nil {
+			l.applyLocked(q, g, sent)
+		}
+		if g.Pool == pool {
+			p.limited, p.retrySoon = g.Slots < want && !g.Retry, g.Retry
+		}
+	}
+	close(call.done)
+}
+
+// demandLocked reports pool p as of now.
+func (l *LeaseAdmitter) demandLocked(pool Pool, p *leasePool, now time.Time) Demand {
+	d := Demand{Pool: pool, InFlight: p.inflight}
+	if now.Before(p.expiry) {
+		d.Held, d.HeldSlots, d.HeldRemaining = p.grant.ID, p.grant.Slots, p.expiry.Sub(now)
+	}
+	return d
+}
+
+// applyLocked installs g if it is newer than the grant held. Its expiry
+// counts from sent, the moment the request left: the coordinator counts
+// from when it received it, later, so the node's lease always ends first.
+func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
+	if !p.grant.ID.Less(g.ID) {
+		return
+	}
+	p.grant = g
+	p.expiry = sent.Add(g.TTL - l.cfg.DriftMargin)
+}
+
+// Run renews every tracked pool each RenewInterval until ctx ends.
+//
+// The first renewal goes out at once, and a failed one (no leader yet, a
+// leader change) is retried after SyncSpacing, doubling up to four times
+// that: a new coordinator's grace period ends once every node has
+// reported to it, so reporting promptly matters more than sparing a few
+// requests while there is no leader.
+func (l *LeaseAdmitter) Run(ctx context.Context) {
+	retry := l.cfg.SyncSpacing
+	for {
+		wait := l.cfg.RenewInterval
+		if err := l.Renew(ctx); err != nil {
+			l.log.Debug("lease renewal failed", "err", err)
+			wait, retry = min(retry, l.cfg.RenewInterval), min(2*retry, 4*l.cfg.SyncSpacing)
+		} else {
+			retry = l.cfg.SyncSpacing
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.cfg.After(wait):
+		}
+	}
+}
+
+// Renew reports every tracked pool's demand and applies the grants that
+// come back: the periodic renewal Run performs (sent even when no pool is
+// tracked), exposed for tests. Pools idle for IdleRelease are reported
+// once with Want 0 and dropped.
+func (l *LeaseAdmitter) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	sent := l.now()
+	var demands []Demand
+	for pool, p := range l.pools {
+		d := l.demandLocked(pool, p, sent)
+		idle := p.inflight == 0 && p.waiters == 0 && p.sync == nil && sent.Sub(p.lastUsed) >= l.cfg.IdleRelease
+		if idle {
+			delete(l.pools, pool)
+		} else {
+			// What was needed over the last interval, plus a quarter (at
+			// least one) of headroom so growth does not always throttle.
+			need := p.peak + p.throttled
+			d.Want = need + max(1, need/4)
+			p.want = d.Want
+		}
+		p.peak, p.throttled = p.inflight, 0
+		demands = append(demands, d)
+	}
+	l.mu.Unlock()
+	// Sent even without demands: a new coordinator learns from it that
+	// this holder holds nothing.
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.RPCTimeout)
+	defer cancel()
+	grants, err := l.coord.RenewLeases(ctx, l.renewal(sent, true, demands))
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, g := range grants {
+		if p := l.pools[g.Pool]; p != nil {
+			l.applyLocked(p, g, sent)
+		}
+	}
+	return nil
+}
+
+// PoolState is one pool as this node holds it (for metrics and tests).
+type PoolState struct {
+	Pool     Pool
+	InFlight int
+	Slots    int // 0 once the lease expired
+}
+
+// Pools returns the state of every tracked pool.
+func (l *LeaseAdmitter) Pools() []PoolState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	out := make([]PoolState, 0, len(l.pools))
+	for pool, p := range l.pools {
+		out = append(out, PoolState{Pool: pool, InFlight: p.inflight, Slots: p.slotsLocked(now)})
+	}
+	return out
+}
+
+// InFlightTotal returns every invocation this node admitted and has not
+// released.
+func (l *LeaseAdmitter) InFlightTotal() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, p := range l.pools {
+		n += p.inflight
+	}
+	return n
+}
+
+// InFlight returns the invocations of an account this node admitted and
+// has not released.
+func (l *LeaseAdmitter) InFlight(accountID string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for pool, p := range l.pools {
+		if pool.AccountID == accountID {
+			n += p.inflight
+		}
+	}
+	return n
+}

@@ -1,0 +1,538 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fixedLimits gives every pool the same limit and MaxRun.
+type fixedLimits struct {
+	limit  int
+	maxRun time.Duration
+	nodes  []string
+}
+
+func (f fixedLimits) PoolLimit(Pool) (int, time.Duration, bool) { return f.limit, f.maxRun, true }
+func (f fixedLimits) HolderNodes() []string                     { return f.nodes }
+func (f fixedLimits) AccountLimit(string) int                   { return f.limit }
+
+// memCeilings commits proposals at once, as a Raft that never fails would,
+// refusing those of an epoch older than the committed one or than
+// deposedBelow (a deposed leader cannot commit).
+type memCeilings struct {
+	mu           sync.Mutex
+	m            map[string][2]uint64 // account -> ceiling, epoch
+	deposedBelow uint64
+	proposals    int
+}
+
+// ceilingsAt returns ceilings with every account's ceiling at c, set by
+// epoch.
+func ceilingsAt(c int, epoch uint64) *memCeilings {
+	return &memCeilings{m: map[string][2]uint64{"a": {uint64(c), epoch}}}
+}
+
+func (m *memCeilings) Ceiling(a string) (int, uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.m[a]
+	return int(r[0]), r[1]
+}
+
+func (m *memCeilings) Propose(a string, c int, epoch uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.proposals++
+	if epoch < m.deposedBelow || epoch < m.m[a][1] {
+		return
+	}
+	if m.m == nil {
+		m.m = map[string][2]uint64{}
+	}
+	m.m[a] = [2]uint64{uint64(c), epoch}
+}
+
+// renewal is a full renewal by node (one incarnation, clean start).
+func renewal(node string, demands ...Demand) Renewal {
+	return Renewal{Holder: Holder{Node: node, Incarnation: "i", CleanStart: true}, Full: true, Demands: demands}
+}
+
+// fakeClock is a settable clock shared by a simulation.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// simTransport connects one node to whatever coordinator route returns,
+// or fails when route returns nil (partition, no leader, lost message).
+type simTransport struct {
+	node  string
+	clock *fakeClock
+	route func(node string) *Coordinator
+}
+
+func (s *simTransport) RenewLeases(_ context.Context, r Renewal) ([]Grant, error) {
+	c := s.route(s.node)
+	if c == nil {
+		return nil, errors.New("unreachable")
+	}
+	return c.Renew(r, s.clock.Now())
+}
+
+func testLeaseConfig(node string, clock *fakeClock, clean bool) LeaseConfig {
+	cfg := DefaultLeaseConfig()
+	cfg.NodeID, cfg.CleanStart = node, clean
+	cfg.Now = clock.Now
+	// The simulation's time only moves between steps: a wait ends at once.
+	cfg.After = func(time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		ch <- clock.Now()
+		return ch
+	}
+	return cfg
+}
+
+func newSimAdmitter(t testing.TB, node string, clock *fakeClock, route func(string) *Coordinator) *LeaseAdmitter {
+	return newSimAdmitterLife(t, node, clock, route, true)
+}
+
+// newSimAdmitterLife starts an admitter; clean is false for a node that
+// restarted after a crash.
+func newSimAdmitterLife(t testing.TB, node string, clock *fakeClock, route func(string) *Coordinator, clean bool) *LeaseAdmitter {
+	t.Helper()
+	l, err := NewLeaseAdmitter(testLeaseConfig(node, clock, clean), &simTransport{node: node, clock: clock, route: route})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func unreserved(account string) Request {
+	return Request{AccountID: account, Function: "f", AccountLimit: 50}
+}
+
+func TestCoordinatorSharesFairlyAndConverges(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, err := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 50, maxRun: 2 * time.Second}, ceilingsAt(50, 1), 1, clock.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := Pool{AccountID: "a"}
+	held := map[string]Grant{}
+	// Three nodes each want 67; node-0 asks first and takes everything,
+	// then every renewal moves the shares towards a third each.
+	for round := range 6 {
+		for i := range 3 {
+			node := fmt.Sprintf("node-%d", i)
+			g := held[node]
+			d := Demand{Pool: pool, Want: 67, Held: g.ID, HeldSlots: g.Slots, HeldRemaining: time.Second}
+			grants, err := coord.Renew(renewal(node, d), clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held[node] = grants[0]
+			if c := coord.Charged(pool, clock.Now()); c > 50 {
+				t.Fatalf("round %d: charged %d > limit 50", round, c)
+			}
+		}
+		clock.Advance(time.Second)
+	}
+	total := 0
+	for node, g := range held {
+		if g.Slots < 16 || g.Slots > 17 {
+			t.Errorf("%s holds %d slots, want a fair 16-17", node, g.Slots)
+		}
+		total += g.Slots
+	}
+	if total > 50 || total < 48 {
+		t.Fatalf("slots total %d, want 48-50", total)
+	}
+}
+
+func TestCoordinatorChargesExpiredLeasesUntilTheirInvocationsEnd(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	const maxRun = 5 * time.Second
+	cfg := DefaultCoordinatorConfig()
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 10, maxRun: maxRun}, ceilingsAt(10, 1), 1, clock.Now().Add(-time.Hour))
+	pool := Pool{AccountID: "a"}
+	g, _ := coord.Renew(renewal("dead", Demand{Pool: pool, Want: 10}), clock.Now())
+	if g[0].Slots != 10 {
+		t.Fatalf("first grant %d slots, want 10", g[0].Slots)
+	}
+	// "dead" never renews. Until its lease expired and MaxRun passed,
+	// its invocations may still run: nobody else gets a slot.
+	for _, at := range []time.Duration{time.Second, cfg.LeaseTTL, cfg.LeaseTTL + maxRun - time.Millisecond} {
+		got, _ := coord.Renew(renewal("alive", Demand{Pool: pool, Want: 10}), clock.Now().Add(at))
+		if got[0].Slots != 0 {
+			t.Fatalf("at +%v the live node got %d slots while the dead node's may still run", at, got[0].Slots)
+		}
+	}
+	got, _ := coord.Renew(renewal("alive", Demand{Pool: pool, Want: 10}), clock.Now().Add(cfg.LeaseTTL+maxRun))
+	if got[0].Slots != 10 {
+		t.Fatalf("after the dead node's lease and MaxRun passed the live node got %d slots, want 10", got[0].Slots)
+	}
+}
+
+// TestNewCoordinatorKeepsWhatItCannotAccountFor: the predecessor's
+// ceiling (45 of a limit of 50) bounds what it may have granted; a node
+// reports holding 20 of it, so until every node has reported, 25 count as
+// held by holders not heard from and only 5 are free for a new node.
+func TestNewCoordinatorKeepsWhatItCannotAccountFor(t *testing.T) {
+	const maxRun = 2 * time.Second
+	start := time.Unix(1000, 0)
+	cfg := DefaultCoordinatorConfig()
+	ceilings := ceilingsAt(45, 6)
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "n2", "n3"}}, ceilings, 7, start)
+	pool := Pool{AccountID: "a"}
+	old := Demand{Pool: pool, Want: 20, Held: GrantID{Epoch: 6, Seq: 99}, HeldSlots: 20, HeldRemaining: time.Second}
+	if g, _ := coord.Renew(renewal("n1", old), start); g[0].Slots != 20 {
+		t.Fatalf("n1 renewed %d slots, want the 20 it held", g[0].Slots)
+	}
+	fresh := Demand{Pool: pool, Want: 10}
+	renewN2 := func(at time.Time) Grant {
+		t.Helper()
+		g, err := coord.Renew(renewal("n2", fresh), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0]
+	}
+	// The first ask may only raise the ceiling; the next one is granted.
+	renewN2(start)
+	if g := renewN2(start); g.Slots != 5 || !g.Retry {
+		t.Fatalf("n2 got %d slots (retry %v) while 25 may be out with silent nodes, want 5", g.Slots, g.Retry)
+	}
+	// n3 restarted after a crash 1 s ago: its previous life's invocations
+	// may run for another second, so its report does not end the grace.
+	restarted := Renewal{Holder: Holder{Node: "n3", Incarnation: "new", Age: time.Second}, Full: true}
+	if _, err := coord.Renew(restarted, start); err != nil {
+		t.Fatal(err)
+	}
+	if g := renewN2(start); g.Slots != 5 {
+		t.Fatalf("n2 got %d slots while n3's previous life may still run invocations, want 5", g.Slots)
+	}
+	// Once n3's incarnation is MaxRun old, every node is accounted for.
+	renewN2(start.Add(time.Second))
+	if g := renewN2(start.Add(time.Second)); g.Slots != 10 {
+		t.Fatalf("with every node accounted for n2 got %d slots, want 10", g.Slots)
+	}
+	stale := Demand{Pool: pool, Held: GrantID{Epoch: 8}}
+	if _, err := coord.Renew(renewal("n3", stale), start); !errors.Is(err, ErrStaleCoordinator) {
+		t.Fatalf("renewal from a node holding a newer epoch: %v", err)
+	}
+}
+
+func TestGraceEndsAfterItsLongestTerm(t *testing.T) {
+	const maxRun = 2 * time.Second
+	start := time.Unix(1000, 0)
+	cfg := DefaultCoordinatorConfig()
+	coord, _ := NewCoordinator(cfg, fixedLimits{limit: 50, maxRun: maxRun, nodes: []string{"n1", "silent"}}, ceilingsAt(50, 6), 7, start)
+	fresh := Demand{Pool: Pool{AccountID: "a"}, Want: 10}
+	if g, _ := coord.Renew(renewal("n1", fresh), start); g[0].Slots != 0 || !g[0].Retry {
+		t.Fatalf("got %d slots while a silent node may hold the whole limit", g[0].Slots)
+	}
+	end := start.Add(cfg.LeaseTTL + maxRun + cfg.LeaderMargin)
+	if g, _ := coord.Renew(renewal("n1", fresh), end); g[0].Slots != 10 {
+		t.Fatalf("after the longest grace n1 got %d slots, want 10", g[0].Slots)
+	}
+}
+
+// TestCeilingIsRaisedBeforeAndLoweredAfter: grants never exceed the
+// committed ceiling; the coordinator raises it (with headroom) when
+// demand needs it and lowers it when demand falls.
+func TestCeilingIsRaisedBeforeAndLoweredAfter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ceilings := &memCeilings{}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 100, maxRun: time.Second}, ceilings, 1, now.Add(-time.Hour))
+	pool := Pool{AccountID: "a"}
+	g, _ := coord.Renew(renewal("n1", Demand{Pool: pool, Want: 30}), now)
+	if g[0].Slots != 0 || !g[0].Retry {
+		t.Fatalf("first grant %d slots (retry %v) under a ceiling of 0", g[0].Slots, g[0].Retry)
+	}
+	if c, _ := ceilings.Ceiling("a"); c != 40 {
+		t.Fatalf("ceiling raised to %d, want 30 + a tenth of the limit = 40", c)
+	}
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: pool, Want: 30, Held: g[0].ID, HeldRemaining: time.Second}), now)
+	if g[0].Slots != 30 {
+		t.Fatalf("grant after the raise: %d slots, want 30", g[0].Slots)
+	}
+	// Demand falls to 2; once the 30-slot grant is no longer charged, the
+	// ceiling comes down to what is charged plus headroom.
+	later := now.Add(5 * time.Second)
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: pool, Want: 2, Held: g[0].ID, HeldRemaining: time.Second}), later)
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: pool, Want: 2, Held: g[0].ID, HeldRemaining: time.Second}), later)
+	if c, _ := ceilings.Ceiling("a"); c != 12 || g[0].Slots != 2 {
+		t.Fatalf("ceiling %d and grant %d after demand fell, want 12 and 2", c, g[0].Slots)
+	}
+	if c := coord.Charged(pool, later); c > 12 {
+		t.Fatalf("charged %d above the ceiling", c)
+	}
+}
+
+func TestLeaseAdmitterAdmitsWithinGrantAndStopsWhenItLapses(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 3, maxRun: time.Second}, ceilingsAt(3, 1), 1, clock.Now().Add(-time.Hour))
+	reachable := true
+	l := newSimAdmitter(t, "n1", clock, func(string) *Coordinator {
+		if reachable {
+			return coord
+		}
+		return nil
+	})
+	ctx := context.Background()
+	var rels []func()
+	for i := range 3 {
+		rel, err := l.Admit(ctx, unreserved("a"))
+		if err != nil {
+			t.Fatalf("admit %d: %v", i, err)
+		}
+		rels = append(rels, rel)
+	}
+	var te *ThrottleError
+	if _, err := l.Admit(ctx, unreserved("a")); !errors.As(err, &te) || te.Reason != ReasonAccount {
+		t.Fatalf("4th admit over a limit of 3: %v", err)
+	}
+	rels[0]()
+	if _, err := l.Admit(ctx, unreserved("a")); err != nil {
+		t.Fatalf("admit after a release: %v", err)
+	}
+	// Partitioned from the coordinator: the lease lapses and the node
+	// stops admitting even though slots are free locally.
+	reachable = false
+	rels[1]()
+	rels[2]()
+	clock.Advance(DefaultCoordinatorConfig().LeaseTTL)
+	_ = l.Renew(ctx)
+	if _, err := l.Admit(ctx, unreserved("a")); !errors.As(err, &te) || te.Cause == "" {
+		t.Fatalf("admit with a lapsed lease: %v, want a throttle that says why", err)
+	}
+	if _, err := l.Admit(ctx, Request{AccountID: "a", Function: "z", Reserved: new(int32)}); !errors.As(err, &te) || te.Reason != ReasonReserved {
+		t.Fatalf("reserved 0: %v, want a reserved throttle", err)
+	}
+}
+
+// TestLeasesNeverExceedTheLimit simulates nodes admitting invocations of
+// random length (at most MaxRun) against one pool while renewals are lost,
+// nodes are partitioned from the coordinator or crash and restart, and the
+// coordinator is replaced by a new epoch whose predecessor goes on granting
+// for a while. At every step the invocations actually running, counted
+// from the invocations' side, stay within the limit.
+func TestLeasesNeverExceedTheLimit(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulateLeases(t, uint64(seed)) })
+	}
+}
+
+func simulateLeases(t *testing.T, seed uint64) {
+	const (
+		limit  = 50
+		maxRun = 2 * time.Second
+		step   = 20 * time.Millisecond
+		steps  = 2500 // 50 s
+		nodes  = 4
+	)
+	rng := rand.New(rand.NewPCG(seed, 42))
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	limits := fixedLimits{limit: limit, maxRun: maxRun}
+	for i := range nodes {
+		limits.nodes = append(limits.nodes, fmt.Sprint("n", i))
+	}
+	ccfg := DefaultCoordinatorConfig()
+	epoch := uint64(1)
+	ceilings := &memCeilings{}
+	current, _ := NewCoordinator(ccfg, limits, ceilings, epoch, clock.Now())
+	var deposed *Coordinator
+	var deposedUntil time.Time
+	partitioned := map[string]time.Time{}
+	route := func(node string) *Coordinator {
+		now := clock.Now()
+		if now.Before(partitioned[node]) || rng.IntN(10) == 0 { // partition, or a lost message
+			return nil
+		}
+		if deposed != nil && now.Before(deposedUntil) && rng.IntN(2) == 0 {
+			return deposed
+		}
+		return current
+	}
+	type running struct {
+		node string
+		end  time.Time
+		rel  func()
+	}
+	var runs []running
+	admitters := map[string]*LeaseAdmitter{}
+	for i := range nodes {
+		id := fmt.Sprint("n", i)
+		admitters[id] = newSimAdmitter(t, id, clock, route)
+	}
+	renewPhase := map[string]int{}
+	ctx := context.Background()
+	peak := 0
+	for s := range steps {
+		now := clock.Now()
+		switch r := rng.IntN(1000); {
+		case r < 2: // a node is partitioned from the coordinator for up to 6 s
+			partitioned[fmt.Sprint("n", rng.IntN(nodes))] = now.Add(time.Duration(rng.IntN(6000)) * time.Millisecond)
+		case r < 3: // a node crashes and restarts: its admitter state is gone,
+			// but (worst case) its invocations run on to their end
+			id := fmt.Sprint("n", rng.IntN(nodes))
+			admitters[id] = newSimAdmitterLife(t, id, clock, route, false)
+		case r < 4: // a new leader: the old coordinator grants a little longer
+			deposed, deposedUntil = current, now.Add(ccfg.LeaderMargin)
+			epoch++
+			ceilings.mu.Lock()
+			ceilings.deposedBelow = epoch
+			ceilings.mu.Unlock()
+			current, _ = NewCoordinator(ccfg, limits, ceilings, epoch, now)
+		}
+		// Demand changes in phases so shares have to move between nodes.
+		for i := range nodes {
+			id := fmt.Sprint("n", i)
+			l := admitters[id]
+			if (s/250+i)%3 == 0 {
+				continue // this node is quiet in this phase
+			}
+			for range rng.IntN(4) {
+				rel, err := l.Admit(ctx, unreserved("a"))
+				if err != nil {
+					continue
+				}
+				d := time.Duration(1+rng.IntN(int(maxRun/time.Millisecond))) * time.Millisecond
+				runs = append(runs, running{node: id, end: now.Add(d), rel: rel})
+			}
+			if renewPhase[id]++; renewPhase[id]%50 == 0 { // every second
+				_ = l.Renew(ctx)
+			}
+		}
+		if len(runs) > limit {
+			t.Fatalf("step %d: %d invocations running, limit %d", s, len(runs), limit)
+		}
+		peak = max(peak, len(runs))
+		clock.Advance(step)
+		now = clock.Now()
+		kept := runs[:0]
+		for _, r := range runs {
+			if now.Before(r.end) {
+				kept = append(kept, r)
+			} else {
+				r.rel()
+			}
+		}
+		runs = kept
+	}
+	if peak < limit/2 {
+		t.Fatalf("peak concurrency %d: the leases never let the pool fill (limit %d)", peak, limit)
+	}
+	t.Logf("peak concurrency %d of %d", peak, limit)
+}
+
+func TestLeaseAdmitterBurstWaitsForOneSharedRenewal(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 100, maxRun: time.Second}, &memCeilings{}, 1, clock.Now().Add(-time.Hour))
+	var n int
+	var mu sync.Mutex
+	l := newSimAdmitter(t, "n1", clock, func(string) *Coordinator {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		return coord
+	})
+	var wg sync.WaitGroup
+	var admitted, throttled int
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := l.Admit(context.Background(), unreserved("a"))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				admitted++
+			} else {
+				throttled++
+			}
+		}()
+	}
+	wg.Wait()
+	if admitted+throttled != 40 || admitted == 0 {
+		t.Fatalf("admitted %d, throttled %d", admitted, throttled)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n >= 40 {
+		t.Fatalf("%d renewals for 40 admissions: renewals are not shared", n)
+	}
+	t.Logf("40 concurrent first admissions: %d admitted with %d renewals", admitted, n)
+}
+
+// accountLimits: account "a" has limit 50, function "r" reserves 20.
+type accountLimits struct{}
+
+func (accountLimits) PoolLimit(p Pool) (int, time.Duration, bool) {
+	if p.Function == "r" {
+		return 20, time.Second, true
+	}
+	return 30, time.Second, true
+}
+func (accountLimits) AccountLimit(string) int { return 50 }
+func (accountLimits) HolderNodes() []string   { return nil }
+
+// TestReservationWaitsForTheAccountToDrain: slices of the unreserved pool
+// granted before a reservation existed are not revoked; the reserved pool
+// is granted only what the account limit leaves, and gets its share once
+// the unreserved slices were renewed smaller.
+func TestReservationWaitsForTheAccountToDrain(t *testing.T) {
+	now := time.Unix(1000, 0)
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), accountLimits{}, ceilingsAt(50, 1), 1, now.Add(-time.Hour))
+	unres, resv := Pool{AccountID: "a"}, Pool{AccountID: "a", Function: "r"}
+	// Granted while the unreserved pool was 50 (a 50-slot lease, as a
+	// coordinator that saw no reservation gave).
+	coord.mu.Lock()
+	coord.pools[unres] = map[string]*holder{"n1/i": {want: 50, reported: now, grants: []issued{{seq: 1, slots: 50, expiry: now.Add(3 * time.Second)}}}}
+	coord.seq = 1
+	coord.mu.Unlock()
+	g, _ := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now)
+	if g[0].Slots != 0 {
+		t.Fatalf("reserved pool got %d slots while the account's 50 are leased to the unreserved pool", g[0].Slots)
+	}
+	// n1 renews: its slice shrinks to the new unreserved limit (30), and
+	// once it holds that grant the reservation gets its 20.
+	g, _ = coord.Renew(renewal("n1", Demand{Pool: unres, Want: 50, Held: GrantID{1, 1}, HeldSlots: 50, HeldRemaining: time.Second}), now)
+	if g[0].Slots != 30 {
+		t.Fatalf("unreserved slice renewed to %d, want 30", g[0].Slots)
+	}
+	if _, err := coord.Renew(renewal("n1", Demand{Pool: unres, Want: 50, Held: g[0].ID, HeldSlots: 30, HeldRemaining: time.Second}), now); err != nil {
+		t.Fatal(err)
+	}
+	// (The first ask may have to raise the account's ceiling again.)
+	if _, err := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := coord.Renew(renewal("n2", Demand{Pool: resv, Want: 20}), now); g[0].Slots != 20 {
+		t.Fatalf("reserved pool got %d slots after the unreserved slices shrank, want 20", g[0].Slots)
+	}
+	if c := coord.Charged(unres, now) + coord.Charged(resv, now); c > 50 {
+		t.Fatalf("account charged %d > 50", c)
+	}
+}
