@@ -97,7 +97,10 @@ type LeaseConfig struct {
 	// or less), so one lost renewal does not let a lease lapse.
 	RenewInterval time.Duration
 	// SyncWait bounds how long Admit waits for on-demand renewals when the
-	// node's slice of a pool is used up; past it Admit throttles.
+	// node's slice of a pool is used up; past it Admit throttles. A first
+	// invocation of an account on a node may need a Raft write (the
+	// account's lease ceiling) before its grant, so this is seconds, not
+	// milliseconds: a loaded but healthy cluster must not throttle.
 	SyncWait time.Duration
 	// SyncSpacing is the least time between on-demand renewals of one pool
 	// once the coordinator granted less than asked (the pool is at its
@@ -125,7 +128,7 @@ type LeaseConfig struct {
 func DefaultLeaseConfig() LeaseConfig {
 	return LeaseConfig{
 		RenewInterval: time.Second,
-		SyncWait:      time.Second,
+		SyncWait:      3 * time.Second,
 		SyncSpacing:   50 * time.Millisecond,
 		IdleRelease:   30 * time.Second,
 		DriftMargin:   100 * time.Millisecond,
