@@ -119,7 +119,6 @@ func (a *Agent) newInvoker() lambdaapi.Invoker { return a.initRouting() }
 func (a *Agent) closeAPI() {
 	if a.async != nil {
 		_ = a.async.Close()
-		a.asyncPeers.close()
 	}
 	if a.pool != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

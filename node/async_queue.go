@@ -7,8 +7,6 @@ import (
 	"sync"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/fsm"
@@ -28,7 +26,7 @@ func (a *Agent) newAsyncQueue() (*async.Queue, error) {
 	cfg := a.cfg.Async
 	cfg.NodeID, cfg.Region, cfg.Logger = a.nodeID, a.cfg.Region, a.cfg.Logger
 	cfg.Dir = filepath.Join(a.cfg.DataDir, "async")
-	a.asyncPeers = &asyncPeers{a: a, conns: map[string]*grpc.ClientConn{}}
+	a.asyncPeers = &asyncPeers{a: a}
 	return async.New(cfg, async.Deps{
 		Replica: asyncReplica{meta: a.meta, raft: a.raft},
 		Members: &asyncMembers{a: a},
@@ -136,11 +134,10 @@ func (m *asyncMembers) Subscribe() (<-chan struct{}, func()) {
 }
 
 // asyncPeers calls other nodes' AsyncQueue service over the cluster's
-// authenticated gRPC (mutual TLS and the cluster token).
+// authenticated gRPC connections (mutual TLS and the cluster token), shared
+// with the node's other node-to-node clients.
 type asyncPeers struct {
-	a     *Agent
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	a *Agent
 }
 
 func (p *asyncPeers) client(node string) (rpcpb.AsyncQueueClient, error) {
@@ -148,24 +145,10 @@ func (p *asyncPeers) client(node string) (rpcpb.AsyncQueueClient, error) {
 	if !ok {
 		return nil, fmt.Errorf("node %s has no known gRPC address", node)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cc, ok := p.conns[addr]; ok {
-		return rpcpb.NewAsyncQueueClient(cc), nil
-	}
-	sec := p.a.sec
-	var opts []grpc.DialOption
-	if sec.Insecure() {
-		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	} else {
-		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(sec.ClientTLS(addr))),
-			grpc.WithPerRPCCredentials(bearerToken(sec.Token())))
-	}
-	cc, err := grpc.NewClient(addr, opts...)
+	cc, err := p.a.dialer.Conn(addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
+		return nil, err
 	}
-	p.conns[addr] = cc
 	return rpcpb.NewAsyncQueueClient(cc), nil
 }
 
@@ -189,21 +172,3 @@ func (p *asyncPeers) Fetch(ctx context.Context, node string, ids []string) ([]*r
 	}
 	return resp.Events, nil
 }
-
-func (p *asyncPeers) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for addr, cc := range p.conns {
-		_ = cc.Close()
-		delete(p.conns, addr)
-	}
-}
-
-// bearerToken attaches the cluster token to every call, as the cluster
-// package's own clients do.
-type bearerToken string
-
-func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(t)}, nil
-}
-func (t bearerToken) RequireTransportSecurity() bool { return true }

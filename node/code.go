@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/fsm"
@@ -91,7 +90,7 @@ func newCodeManager(cfg CodeConfig, d codeDeps) (*codeManager, error) {
 			return id == d.self || d.isAlive(id)
 		},
 		isLeader: d.isLeader,
-		peers:    &blobPeers{sec: d.sec, addrOf: d.addrOf, conns: map[string]*grpc.ClientConn{}},
+		peers:    &blobPeers{dialer: cluster.NewDialer(d.sec), addrOf: d.addrOf},
 		ctx:      ctx, cancel: cancel,
 		fetches: map[string]*fetchCall{}, refetch: map[string]bool{}, pinned: map[string]int{},
 		kick: make(chan struct{}, 1),

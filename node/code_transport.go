@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/stokehq/stoke/cluster"
@@ -32,15 +28,12 @@ var (
 	errPeerRefused = errors.New("node: peer refused")
 )
 
-// blobPeers keeps one client connection per peer gRPC address for blob
-// traffic, authenticated like every node-to-node call (mutual TLS and the
-// cluster token).
+// blobPeers reaches peers' Blob service. It dials connections of its own
+// (a Dialer separate from the node's shared one), authenticated like every
+// node-to-node call (mutual TLS and the cluster token).
 type blobPeers struct {
-	sec    *cluster.Security
+	dialer *cluster.Dialer
 	addrOf func(id string) (string, bool)
-
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
 }
 
 func (p *blobPeers) client(nodeID string) (rpcpb.BlobClient, error) {
@@ -48,32 +41,14 @@ func (p *blobPeers) client(nodeID string) (rpcpb.BlobClient, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: no address for node %s", errNoSource, nodeID)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cc, ok := p.conns[addr]; ok {
-		return rpcpb.NewBlobClient(cc), nil
-	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if !p.sec.Insecure() {
-		opts = []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(p.sec.ClientTLS(addr))),
-			grpc.WithPerRPCCredentials(bearerToken(p.sec.Token()))}
-	}
-	cc, err := grpc.NewClient(addr, opts...)
+	cc, err := p.dialer.Conn(addr)
 	if err != nil {
 		return nil, fmt.Errorf("node: dial %s for blobs: %w", addr, err)
 	}
-	p.conns[addr] = cc
 	return rpcpb.NewBlobClient(cc), nil
 }
 
-func (p *blobPeers) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for addr, cc := range p.conns {
-		_ = cc.Close()
-		delete(p.conns, addr)
-	}
-}
+func (p *blobPeers) close() { _ = p.dialer.Close() }
 
 // blobStatus turns a local blob error into the gRPC status a peer sees.
 func blobStatus(err error) error {

@@ -372,6 +372,37 @@ func (h *Handler) consistentView(req *request) (*fsm.View, *Error) {
 	return v, nil
 }
 
+// functionView is the control-plane read of an existing function: a
+// consistent view in which ref's function exists, or ResourceNotFound.
+func (h *Handler) functionView(req *request, ref functionRef) (*fsm.View, *Error) {
+	v, apiErr := h.consistentView(req)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if v.Function(ref.AccountID, ref.Name) == nil {
+		return nil, functionNotFound(h, ref.AccountID, ref.Name, "")
+	}
+	return v, nil
+}
+
+// page is a list request's MaxItems (default 50) and opaque Marker.
+type page struct {
+	limit  int
+	marker string
+}
+
+func pageOf(req *request) (page, *Error) {
+	limit, apiErr := pageSize(req)
+	if apiErr != nil {
+		return page{}, apiErr
+	}
+	marker, apiErr := decodeMarker(req)
+	if apiErr != nil {
+		return page{}, apiErr
+	}
+	return page{limit: limit, marker: marker}, nil
+}
+
 func (h *Handler) apply(req *request, cmd fsm.Command) (*fsmpb.ApplyResult, *Error) {
 	res, err := h.deps.Meta.Apply(req.ctx, cmd)
 	if err != nil {

@@ -252,12 +252,9 @@ func (h *Handler) getEventInvokeConfig(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.consistentView(req)
+	v, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	c := v.EventInvokeConfig(ref.AccountID, ref.Name, qualifier)
 	if c == nil {
@@ -294,12 +291,9 @@ func (h *Handler) listEventInvokeConfigs(req *request) (any, int, *Error) {
 		limit = n
 	}
 	marker := req.r.URL.Query().Get("Marker")
-	v, apiErr := h.consistentView(req)
+	v, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	out := listEventInvokeConfigsResponse{FunctionEventInvokeConfigs: []functionEventInvokeConfig{}}
 	for _, c := range v.EventInvokeConfigs(ref.AccountID, ref.Name) {

@@ -110,12 +110,9 @@ func (h *Handler) getProvisionedConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.consistentView(req)
+	v, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	c := v.ProvisionedConfig(ref.AccountID, ref.Name, q)
 	if c == nil {
@@ -129,20 +126,14 @@ func (h *Handler) listProvisionedConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, apiErr := pageSize(req)
+	pg, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	marker, apiErr := decodeMarker(req)
+	limit, marker := pg.limit, pg.marker
+	v, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	v, apiErr := h.consistentView(req)
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	out := listProvisionedResponse{ProvisionedConcurrencyConfigs: []provisionedConfig{}}
 	last := ""

@@ -38,14 +38,11 @@ func (h *Handler) listVersions(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, apiErr := pageSize(req)
+	pg, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	marker, apiErr := decodeMarker(req)
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
+	limit, marker := pg.limit, pg.marker
 	v, apiErr := h.consistentView(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
@@ -184,21 +181,15 @@ func (h *Handler) listAliases(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, apiErr := pageSize(req)
+	pg, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	marker, apiErr := decodeMarker(req)
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
+	limit, marker := pg.limit, pg.marker
 	filter := req.r.URL.Query().Get("FunctionVersion")
-	v, apiErr := h.consistentView(req)
+	v, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	out := listAliasesResponse{Aliases: []aliasConfiguration{}}
 	for _, al := range v.Aliases(ref.AccountID, ref.Name) {
