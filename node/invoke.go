@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,35 @@ type localInvoker struct {
 	work func() (done func(), ok bool)
 	// inflight counts invocations running on the pool (this node's load).
 	inflight atomic.Int64
+	// envs caches opened environments by sandbox key (which includes the
+	// configuration revision), so a warm invocation does not decrypt and
+	// decode the variables again.
+	envs envCache
+}
+
+// envCache is a small map of opened environments, emptied when it grows
+// past envCacheMax (revisions come and go; the working set is small).
+type envCache struct {
+	mu sync.Mutex
+	m  map[string]map[string]string
+}
+
+const envCacheMax = 4096
+
+func (c *envCache) get(key string) (map[string]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	env, ok := c.m[key]
+	return env, ok
+}
+
+func (c *envCache) put(key string, env map[string]string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= envCacheMax {
+		c.m = map[string]map[string]string{}
+	}
+	c.m[key] = env
 }
 
 // sandboxKey identifies interchangeable sandboxes: same function, version,
@@ -49,15 +79,21 @@ func (l *localInvoker) spec(req *lambdaapi.InvokeRequest) (runtime.FunctionSpec,
 		Timeout:            time.Duration(cfg.TimeoutS) * time.Second,
 		CodeID:             cfg.BlobId,
 	}
-	if len(cfg.EnvironmentSealed) > 0 {
-		js, err := l.sealer.Open(cfg.EnvironmentSealed, lambdaapi.EnvContext(req.AccountID, req.FunctionName))
-		if err != nil {
-			return spec, fmt.Errorf("open environment of %s: %w", req.FunctionName, err)
-		}
-		if err := json.Unmarshal(js, &spec.Environment); err != nil {
-			return spec, fmt.Errorf("decode environment of %s: %w", req.FunctionName, err)
-		}
+	if len(cfg.EnvironmentSealed) == 0 {
+		return spec, nil
 	}
+	if env, ok := l.envs.get(spec.Key); ok {
+		spec.Environment = env
+		return spec, nil
+	}
+	js, err := l.sealer.Open(cfg.EnvironmentSealed, lambdaapi.EnvContext(req.AccountID, req.FunctionName))
+	if err != nil {
+		return spec, fmt.Errorf("open environment of %s: %w", req.FunctionName, err)
+	}
+	if err := json.Unmarshal(js, &spec.Environment); err != nil {
+		return spec, fmt.Errorf("decode environment of %s: %w", req.FunctionName, err)
+	}
+	l.envs.put(spec.Key, spec.Environment)
 	return spec, nil
 }
 
