@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"time"
 
 	"github.com/stokehq/stoke/node"
 )
@@ -15,4 +16,29 @@ func registerAsyncFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.IntVar(&ac.Workers, "async-workers", ac.Workers, "async deliveries in flight on this node")
 	fs.Float64Var(&ac.TimeScale, "async-time-scale", ac.TimeScale, "multiply every async retry delay and event age limit by this (0 < s <= 1; tests)")
 	fs.DurationVar(&ac.DeadLetterRetention, "async-dlq-retention", ac.DeadLetterRetention, "how long events stay in the built-in dead-letter queue")
+}
+
+// asyncFileConfig holds the same settings for the config file (embedded in
+// fileConfig, so the keys sit at the top level).
+type asyncFileConfig struct {
+	AsyncCopies       *int      `toml:"async_copies"`
+	AsyncWorkers      *int      `toml:"async_workers"`
+	AsyncTimeScale    *float64  `toml:"async_time_scale"`
+	AsyncDLQRetention *duration `toml:"async_dlq_retention"`
+}
+
+func (f *asyncFileConfig) apply(cfg *node.Config) {
+	ac := &cfg.Async
+	if f.AsyncCopies != nil {
+		ac.Copies = *f.AsyncCopies
+	}
+	if f.AsyncWorkers != nil {
+		ac.Workers = *f.AsyncWorkers
+	}
+	if f.AsyncTimeScale != nil {
+		ac.TimeScale = *f.AsyncTimeScale
+	}
+	if f.AsyncDLQRetention != nil {
+		ac.DeadLetterRetention = time.Duration(*f.AsyncDLQRetention)
+	}
 }

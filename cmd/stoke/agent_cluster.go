@@ -99,6 +99,7 @@ type fileConfig struct {
 	SandboxIdleTimeout *duration `toml:"sandbox_idle_timeout"`
 
 	codeFileConfig
+	asyncFileConfig
 }
 
 type duration time.Duration
@@ -170,5 +171,6 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 		cfg.Worker.IdleTimeout = time.Duration(*f.SandboxIdleTimeout)
 	}
 	f.codeFileConfig.apply(cfg)
+	f.asyncFileConfig.apply(cfg)
 	return nil
 }

@@ -32,3 +32,26 @@ func TestCodeSettingsFromFileAndFlags(t *testing.T) {
 		t.Fatalf("code settings after flags: %+v", c)
 	}
 }
+
+func TestAsyncSettingsFromFileAndFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.toml")
+	if err := os.WriteFile(path, []byte("async_copies = 3\nasync_time_scale = 0.5\nasync_dlq_retention = \"48h\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.DefaultConfig()
+	level := "info"
+	if err := loadConfigFile(path, &cfg, &level); err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Async; a.Copies != 3 || a.TimeScale != 0.5 || a.DeadLetterRetention != 48*time.Hour {
+		t.Fatalf("async settings from the file: %+v", a)
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	registerAsyncFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--async-copies=2"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Async; a.Copies != 2 || a.TimeScale != 0.5 {
+		t.Fatalf("async settings after flags: %+v", a)
+	}
+}
