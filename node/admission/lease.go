@@ -102,6 +102,11 @@ type LeaseConfig struct {
 	// account's lease ceiling) before its grant, so this is seconds, not
 	// milliseconds: a loaded but healthy cluster must not throttle.
 	SyncWait time.Duration
+	// MaxSyncRounds bounds the on-demand renewals one Admit waits for
+	// (SyncWait bounds the time): enough for a burst to double its slice
+	// a few times, or for a new coordinator's grace period to end after a
+	// leader change. Simulations whose waits take no time set it low.
+	MaxSyncRounds int
 	// SyncSpacing is the least time between on-demand renewals of one pool
 	// once the coordinator granted less than asked (the pool is at its
 	// limit): in between, Admit throttles at once.
@@ -129,6 +134,7 @@ func DefaultLeaseConfig() LeaseConfig {
 	return LeaseConfig{
 		RenewInterval: time.Second,
 		SyncWait:      3 * time.Second,
+		MaxSyncRounds: 24,
 		SyncSpacing:   50 * time.Millisecond,
 		IdleRelease:   30 * time.Second,
 		DriftMargin:   100 * time.Millisecond,
@@ -140,8 +146,8 @@ func DefaultLeaseConfig() LeaseConfig {
 // Validate reports the first setting that cannot work.
 func (c LeaseConfig) Validate() error {
 	switch {
-	case c.RenewInterval <= 0 || c.SyncWait <= 0 || c.SyncSpacing <= 0 || c.IdleRelease <= 0 || c.RPCTimeout <= 0:
-		return errors.New("admission: RenewInterval, SyncWait, SyncSpacing, IdleRelease and RPCTimeout must be positive")
+	case c.RenewInterval <= 0 || c.SyncWait <= 0 || c.SyncSpacing <= 0 || c.IdleRelease <= 0 || c.RPCTimeout <= 0 || c.MaxSyncRounds <= 0:
+		return errors.New("admission: RenewInterval, SyncWait, MaxSyncRounds, SyncSpacing, IdleRelease and RPCTimeout must be positive")
 	case c.DriftMargin < 0:
 		return errors.New("admission: DriftMargin must not be negative")
 	case c.Logger == nil:
@@ -166,6 +172,9 @@ type LeaseAdmitter struct {
 
 	mu    sync.Mutex
 	pools map[Pool]*leasePool
+	// unreachableSince is when the renewals (periodic or on demand) began
+	// to fail; zero while the coordinator answers.
+	unreachableSince time.Time
 }
 
 // leasePool is the node's state for one pool; guarded by LeaseAdmitter.mu.
@@ -182,6 +191,9 @@ type leasePool struct {
 	sync     *syncCall
 	lastSync time.Time
 	limited  bool // the last on-demand renewal found the pool at its limit
+	// failures counts on-demand renewals in a row that got no answer
+	// (no leader, a leader change, the coordinator unreachable).
+	failures int
 	// retrySoon: the last on-demand renewal said more may come shortly.
 	retrySoon bool
 	waiters   int
@@ -228,9 +240,14 @@ func (p *leasePool) slotsLocked(now time.Time) int {
 // Admit admits req if the node's slice of its pool has a free slot. When
 // it has none, Admit asks the coordinator for more (one request per pool
 // at a time, shared by every waiting Admit) and waits, for at most
-// maxSyncRounds renewals, SyncWait and ctx. It throttles at once when the
-// coordinator's last answer showed the pool at its limit, and always for
-// a function with reserved concurrency 0.
+// MaxSyncRounds renewals, SyncWait and ctx. A renewal that gets no answer
+// (no leader yet, a leader change) is no verdict on the pool: it is asked
+// again after a backoff (SyncSpacing, doubling up to four times that)
+// while SyncWait lasts, so an election costs latency, not throttles. Admit
+// throttles at once when the coordinator's last answer showed the pool at
+// its limit, when the coordinator has been unreachable for SyncWait or
+// longer (the node is cut off: waiting would only delay the 429), and
+// always for a function with reserved concurrency 0.
 func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) {
 	if req.Reserved != nil && *req.Reserved == 0 {
 		return nil, throttle(req, "")
@@ -243,8 +260,9 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		p = &leasePool{}
 		l.pools[pool] = p
 	}
-	spaced := false // a wait for SyncSpacing/5 just ended
-	for round := 0; ; round++ {
+	spaced := false // a wait between two renewals just ended
+	rounds := 0     // renewals waited for
+	for {
 		now := l.now()
 		p.lastUsed = now
 		if p.inflight < p.slotsLocked(now) {
@@ -259,13 +277,19 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		switch {
 		case call != nil:
 			done = call.done
-		case !now.Before(deadline) || round >= maxSyncRounds || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing):
-			// The pool is at its limit, the coordinator unreachable, or
-			// patience ran out: throttle at once, as Lambda does.
+		case !now.Before(deadline) || rounds >= l.cfg.MaxSyncRounds || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing) || l.cutOffLocked(now):
+			// The pool is at its limit, the coordinator unreachable for
+			// longer than anyone waits, or patience ran out: throttle at
+			// once, as Lambda does.
 			p.throttled++
 			cause := l.causeLocked(p, now)
 			l.mu.Unlock()
 			return nil, throttle(req, cause)
+		case p.failures > 0 && !spaced && now.Before(p.lastSync.Add(l.failureBackoff(p.failures))):
+			// The last renewal got no answer: ask again after a backoff.
+			if next := p.lastSync.Add(l.failureBackoff(p.failures)); next.Before(deadline) {
+				until = next
+			}
 		case p.retrySoon && !spaced && now.Sub(p.lastSync) < l.cfg.SyncSpacing/5:
 			// More may come shortly (a ceiling being raised, a new
 			// coordinator's grace period): ask again in a moment.
@@ -280,6 +304,9 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			go l.syncRenew(pool, call)
 		}
 		spaced = done == nil
+		if done != nil {
+			rounds++
+		}
 		p.waiters++
 		l.mu.Unlock()
 		var timeout <-chan time.Time
@@ -308,13 +335,33 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 	}
 }
 
-// maxSyncRounds bounds the renewals one Admit waits for (SyncWait bounds
-// the time): enough for a burst to double its slice a few times, or for a
-// new coordinator's grace period to end after a leader change.
-const maxSyncRounds = 24
+// failureBackoff is the wait before an on-demand renewal that follows
+// failures unanswered ones: SyncSpacing, doubling up to four times that.
+func (l *LeaseAdmitter) failureBackoff(failures int) time.Duration {
+	return l.cfg.SyncSpacing << min(max(failures-1, 0), 2)
+}
+
+// cutOffLocked reports whether no renewal has reached the coordinator for
+// SyncWait or longer.
+func (l *LeaseAdmitter) cutOffLocked(now time.Time) bool {
+	return !l.unreachableSince.IsZero() && now.Sub(l.unreachableSince) >= l.cfg.SyncWait
+}
+
+// reachedLocked records the outcome of a renewal for cutOffLocked.
+func (l *LeaseAdmitter) reachedLocked(err error, sent time.Time) {
+	switch {
+	case err == nil:
+		l.unreachableSince = time.Time{}
+	case l.unreachableSince.IsZero():
+		l.unreachableSince = sent
+	}
+}
 
 // causeLocked explains a throttle that is not plainly a full pool.
 func (l *LeaseAdmitter) causeLocked(p *leasePool, now time.Time) string {
+	if l.cutOffLocked(now) {
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v", now.Sub(l.unreachableSince).Round(time.Millisecond))
+	}
 	if p.grant.ID == (GrantID{}) || !now.Before(p.expiry) {
 		return "this node holds no concurrency lease for the pool; the coordinator is unreachable or the pool is full"
 	}
@@ -362,10 +409,17 @@ func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 	defer l.mu.Unlock()
 	p := l.pools[pool] // never dropped while an Admit waits on it
 	p.sync = nil
-	p.limited, p.retrySoon = true, false
+	l.reachedLocked(err, sent)
 	if err != nil {
+		// No answer is no verdict on the pool: Admit asks again.
+		p.limited, p.retrySoon = false, false
+		p.failures++
 		l.log.Debug("on-demand lease renewal failed", "pool", pool.String(), "err", err)
+		close(call.done)
+		return
 	}
+	p.failures = 0
+	p.limited, p.retrySoon = true, false
 	for _, g := range grants {
 		if q := l.pools[g.Pool]; q != nil {
 			l.applyLocked(q, g, sent)
@@ -451,11 +505,12 @@ func (l *LeaseAdmitter) Renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RPCTimeout)
 	defer cancel()
 	grants, err := l.coord.RenewLeases(ctx, l.renewal(sent, true, demands))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reachedLocked(err, sent)
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, g := range grants {
 		if p := l.pools[g.Pool]; p != nil {
 			l.applyLocked(p, g, sent)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -382,9 +383,20 @@ func simulateLeases(t *testing.T, seed uint64) {
 	}
 	var runs []running
 	admitters := map[string]*LeaseAdmitter{}
+	// The simulation's waits take no time, so an Admit's rounds would all
+	// happen at one instant: one renewal each is as realistic and cheaper.
+	newAdmitter := func(id string, clean bool) *LeaseAdmitter {
+		cfg := testLeaseConfig(id, clock, clean)
+		cfg.MaxSyncRounds = 1
+		l, err := NewLeaseAdmitter(cfg, &simTransport{node: id, clock: clock, route: route})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
 	for i := range nodes {
 		id := fmt.Sprint("n", i)
-		admitters[id] = newSimAdmitter(t, id, clock, route)
+		admitters[id] = newAdmitter(id, true)
 	}
 	renewPhase := map[string]int{}
 	ctx := context.Background()
@@ -397,7 +409,7 @@ func simulateLeases(t *testing.T, seed uint64) {
 		case r < 3: // a node crashes and restarts: its admitter state is gone,
 			// but (worst case) its invocations run on to their end
 			id := fmt.Sprint("n", rng.IntN(nodes))
-			admitters[id] = newSimAdmitterLife(t, id, clock, route, false)
+			admitters[id] = newAdmitter(id, false)
 		case r < 4: // a new leader: the old coordinator grants a little longer
 			deposed, deposedUntil = current, now.Add(ccfg.LeaderMargin)
 			epoch++
@@ -534,5 +546,74 @@ func TestReservationWaitsForTheAccountToDrain(t *testing.T) {
 	}
 	if c := coord.Charged(unres, now) + coord.Charged(resv, now); c > 50 {
 		t.Fatalf("account charged %d > 50", c)
+	}
+}
+
+// TestAdmitWaitsOutALeaderChange: a node that needs more slots while the
+// cluster elects a new leader gets no answer to its first renewals. That
+// says nothing about the pool, so Admit asks again (found by the chaos
+// suite's rolling restart: every node throttled for a moment when the
+// leader restarted, although the account was far below its limit).
+func TestAdmitWaitsOutALeaderChange(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 10, maxRun: time.Second}, ceilingsAt(10, 1), 1, clock.Now().Add(-time.Hour))
+	var mu sync.Mutex
+	unanswered := 3 // renewals lost to the election
+	l := newSimAdmitter(t, "n1", clock, func(string) *Coordinator {
+		mu.Lock()
+		defer mu.Unlock()
+		if unanswered > 0 {
+			unanswered--
+			return nil
+		}
+		return coord
+	})
+	if _, err := l.Admit(context.Background(), unreserved("a")); err != nil {
+		t.Fatalf("admit across a leader change: %v", err)
+	}
+	if unanswered != 0 {
+		t.Fatalf("%d renewals left unasked", unanswered)
+	}
+}
+
+// TestAdmitThrottlesAtOnceWhenCutOff: once no renewal has reached the
+// coordinator for SyncWait, Admit stops waiting for one (the node is cut
+// off, and every caller would wait SyncWait for its 429), until a renewal
+// gets through again.
+func TestAdmitThrottlesAtOnceWhenCutOff(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 10, maxRun: time.Second}, ceilingsAt(10, 1), 1, clock.Now().Add(-time.Hour))
+	var mu sync.Mutex
+	reachable, asked := false, 0
+	l := newSimAdmitter(t, "n1", clock, func(string) *Coordinator {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		if reachable {
+			return coord
+		}
+		return nil
+	})
+	ctx := context.Background()
+	if err := l.Renew(ctx); err == nil {
+		t.Fatal("renewal through a cut reached the coordinator")
+	}
+	clock.Advance(DefaultLeaseConfig().SyncWait)
+	before := asked
+	var te *ThrottleError
+	if _, err := l.Admit(ctx, unreserved("a")); !errors.As(err, &te) || !strings.Contains(te.Cause, "not reached") {
+		t.Fatalf("admit when cut off for SyncWait: %v, want a throttle naming the coordinator", err)
+	}
+	if asked != before {
+		t.Fatalf("admit asked the unreachable coordinator %d times", asked-before)
+	}
+	mu.Lock()
+	reachable = true
+	mu.Unlock()
+	if err := l.Renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Admit(ctx, unreserved("a")); err != nil {
+		t.Fatalf("admit once the coordinator answers again: %v", err)
 	}
 }
