@@ -104,8 +104,10 @@ type LeaseConfig struct {
 	SyncWait time.Duration
 	// MaxSyncRounds bounds the on-demand renewals one Admit waits for
 	// (SyncWait bounds the time): enough for a burst to double its slice
-	// a few times, or for a new coordinator's grace period to end after a
-	// leader change. Simulations whose waits take no time set it low.
+	// a few times, for a new coordinator's grace period to end after a
+	// leader change, or for idle slices elsewhere to come back, with the
+	// growing waits between asks. Simulations whose waits take no time set
+	// it low.
 	MaxSyncRounds int
 	// SyncSpacing is the least time between on-demand renewals of one pool
 	// once the coordinator granted less than asked (the pool is at its
@@ -170,6 +172,9 @@ type LeaseAdmitter struct {
 	holder  Holder
 	started time.Time
 
+	// ack asks Run for a renewal now: a grant shrank (applyLocked).
+	ack chan struct{}
+
 	mu    sync.Mutex
 	pools map[Pool]*leasePool
 	// unreachableSince is when the renewals (periodic or on demand) began
@@ -194,8 +199,11 @@ type leasePool struct {
 	// failures counts on-demand renewals in a row that got no answer
 	// (no leader, a leader change, the coordinator unreachable).
 	failures int
-	// retrySoon: the last on-demand renewal said more may come shortly.
+	// retrySoon: the last on-demand renewal said more may come shortly;
+	// retries counts such answers in a row (the wait before the next ask
+	// grows with it).
 	retrySoon bool
+	retries   int
 	waiters   int
 }
 
@@ -217,7 +225,7 @@ func NewLeaseAdmitter(cfg LeaseConfig, coord CoordinatorClient) (*LeaseAdmitter,
 	_, _ = rand.Read(inc[:])
 	return &LeaseAdmitter{cfg: cfg, coord: coord, log: cfg.Logger.With("component", "admission"),
 		holder:  Holder{Node: cfg.NodeID, Incarnation: hex.EncodeToString(inc[:]), CleanStart: cfg.CleanStart},
-		started: cfg.Now(), pools: map[Pool]*leasePool{}}, nil
+		started: cfg.Now(), pools: map[Pool]*leasePool{}, ack: make(chan struct{}, 1)}, nil
 }
 
 // renewal builds a request as of now.
@@ -290,10 +298,11 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			if next := p.lastSync.Add(l.failureBackoff(p.failures)); next.Before(deadline) {
 				until = next
 			}
-		case p.retrySoon && !spaced && now.Sub(p.lastSync) < l.cfg.SyncSpacing/5:
+		case p.retrySoon && !spaced && now.Before(p.lastSync.Add(l.retryBackoff(p.retries))):
 			// More may come shortly (a ceiling being raised, a new
-			// coordinator's grace period): ask again in a moment.
-			if next := p.lastSync.Add(l.cfg.SyncSpacing / 5); next.Before(deadline) {
+			// coordinator's grace period, other nodes' slices shrinking
+			// to their fair share): ask again in a moment.
+			if next := p.lastSync.Add(l.retryBackoff(p.retries)); next.Before(deadline) {
 				until = next
 			}
 		default:
@@ -333,6 +342,14 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			return nil, fmt.Errorf("%w: %w", throttle(req, "gave up waiting for a concurrency lease"), ctx.Err())
 		}
 	}
+}
+
+// retryBackoff is the wait before asking again after retries answers in
+// a row that said more may come shortly: SyncSpacing/5, doubling up to
+// four times SyncSpacing. A ceiling raise takes one Raft commit; other
+// nodes' slices shrink only at their next renewals, a second or two.
+func (l *LeaseAdmitter) retryBackoff(retries int) time.Duration {
+	return min(l.cfg.SyncSpacing/5<<min(max(retries-1, 0), 8), 4*l.cfg.SyncSpacing)
 }
 
 // failureBackoff is the wait before an on-demand renewal that follows
@@ -412,7 +429,7 @@ func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 	l.reachedLocked(err, sent)
 	if err != nil {
 		// No answer is no verdict on the pool: Admit asks again.
-		p.limited, p.retrySoon = false, false
+		p.limited, p.retrySoon, p.retries = false, false, 0
 		p.failures++
 		l.log.Debug("on-demand lease renewal failed", "pool", pool.String(), "err", err)
 		close(call.done)
@@ -426,6 +443,11 @@ func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 		}
 		if g.Pool == pool {
 			p.limited, p.retrySoon = g.Slots < want && !g.Retry, g.Retry
+			if g.Retry {
+				p.retries++
+			} else {
+				p.retries = 0
+			}
 		}
 	}
 	close(call.done)
@@ -443,15 +465,28 @@ func (l *LeaseAdmitter) demandLocked(pool Pool, p *leasePool, now time.Time) Dem
 // applyLocked installs g if it is newer than the grant held. Its expiry
 // counts from sent, the moment the request left: the coordinator counts
 // from when it received it, later, so the node's lease always ends first.
+//
+// A grant smaller than the unexpired one it replaces is acknowledged by a
+// renewal at once (Run sends it): the coordinator charges the node the
+// larger grant until the node reports holding the smaller one, and other
+// nodes may be waiting for those slots.
 func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 	if !p.grant.ID.Less(g.ID) {
 		return
 	}
+	shrunk := g.Slots < p.slotsLocked(l.now())
 	p.grant = g
 	p.expiry = sent.Add(g.TTL - l.cfg.DriftMargin)
+	if shrunk {
+		select {
+		case l.ack <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// Run renews every tracked pool each RenewInterval until ctx ends.
+// Run renews every tracked pool each RenewInterval until ctx ends, and
+// at once after a grant shrank, to acknowledge it.
 //
 // The first renewal goes out at once, and a failed one (no leader yet, a
 // leader change) is retried after SyncSpacing, doubling up to four times
@@ -472,6 +507,13 @@ func (l *LeaseAdmitter) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-l.cfg.After(wait):
+		case <-l.ack:
+			// Acknowledge a smaller grant, at most once per SyncSpacing.
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.cfg.After(l.cfg.SyncSpacing):
+			}
 		}
 	}
 }
@@ -492,8 +534,15 @@ func (l *LeaseAdmitter) Renew(ctx context.Context) error {
 		} else {
 			// What was needed over the last interval, plus a quarter (at
 			// least one) of headroom so growth does not always throttle.
+			// A pool idle for the interval wants nothing: its slice goes
+			// back to nodes that need it (in a pool of a few slots, idle
+			// slices on every frontend would throttle the one that gets
+			// the traffic), and its next invocation asks on demand.
 			need := p.peak + p.throttled
-			d.Want = need + max(1, need/4)
+			d.Want = 0
+			if need > 0 {
+				d.Want = need + max(1, need/4)
+			}
 			p.want = d.Want
 		}
 		p.peak, p.throttled = p.inflight, 0

@@ -617,3 +617,92 @@ func TestAdmitThrottlesAtOnceWhenCutOff(t *testing.T) {
 		t.Fatalf("admit once the coordinator answers again: %v", err)
 	}
 }
+
+// TestNoNodeIsStarvedBelowTheLimit: shares of a small pool add up to at
+// most its limit, so a node that asks after the others gets its share as
+// they renew (found by the chaos suite: with reserved concurrency 4, a
+// third frontend was throttled for good while two others each held an
+// idle slice of 2, because shares rounded up added up to 6).
+func TestNoNodeIsStarvedBelowTheLimit(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	const limit = 4
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: limit, maxRun: 5 * time.Second}, ceilingsAt(limit, 1), 1, clock.Now().Add(-time.Hour))
+	pool := Pool{AccountID: "a", Function: "f"}
+	held := map[string]Grant{}
+	renew := func(node string) Grant {
+		t.Helper()
+		g := held[node]
+		d := Demand{Pool: pool, Want: 2, Held: g.ID, HeldSlots: g.Slots, HeldRemaining: time.Second}
+		grants, err := coord.Renew(renewal(node, d), clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held[node] = grants[0]
+		if c := coord.Charged(pool, clock.Now()); c > limit {
+			t.Fatalf("charged %d > limit %d", c, limit)
+		}
+		return grants[0]
+	}
+	renew("n1")
+	renew("n2")
+	if g := renew("n3"); g.Slots == 0 && !g.Retry {
+		t.Fatalf("n3 got nothing below the limit and was not told more may come: %+v", g)
+	}
+	for round := range 3 {
+		clock.Advance(time.Second)
+		renew("n1")
+		renew("n2")
+		if g := renew("n3"); g.Slots > 0 {
+			t.Logf("n3 got %d slots after %d rounds of renewals", g.Slots, round+1)
+			return
+		}
+	}
+	t.Fatalf("n3 still holds no slot after three rounds; n1 holds %d, n2 %d", held["n1"].Slots, held["n2"].Slots)
+}
+
+// TestAdmitWaitsForIdleSlicesToComeBack: a node whose first invocation of
+// a small pool finds it leased out, idle, to other nodes waits for them to
+// renew smaller instead of throttling below the limit.
+func TestAdmitWaitsForIdleSlicesToComeBack(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 2, maxRun: 5 * time.Second}, ceilingsAt(2, 1), 1, clock.Now().Add(-time.Hour))
+	route := func(string) *Coordinator { return coord }
+	ctx := context.Background()
+	// Waiting passes simulated time, in which every node renews once a
+	// second as its Run loop would.
+	var nodes []*LeaseAdmitter
+	lastRenew := clock.Now()
+	after := func(d time.Duration) <-chan time.Time {
+		clock.Advance(d)
+		if clock.Now().Sub(lastRenew) >= time.Second {
+			lastRenew = clock.Now()
+			for _, n := range nodes {
+				_ = n.Renew(ctx)
+			}
+		}
+		ch := make(chan time.Time, 1)
+		ch <- clock.Now()
+		return ch
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		cfg := testLeaseConfig(id, clock, true)
+		cfg.After = after
+		l, err := NewLeaseAdmitter(cfg, &simTransport{node: id, clock: clock, route: route})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, l)
+	}
+	// One invocation at a time, through each node in turn: never more
+	// than one running, against a limit of 2.
+	req := Request{AccountID: "a", Function: "f", AccountLimit: 2}
+	for i, n := range append(nodes, nodes...) {
+		start := clock.Now()
+		rel, err := n.Admit(ctx, req)
+		if err != nil {
+			t.Fatalf("invocation %d, alone in the pool: %v", i, err)
+		}
+		rel()
+		t.Logf("invocation %d admitted after %v", i, clock.Now().Sub(start))
+	}
+}
