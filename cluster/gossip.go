@@ -343,6 +343,10 @@ func (g *Gossip) Load() LoadSummary {
 	return g.load
 }
 
+// loadBroadcastWait bounds how long publishLoad waits on a load update's
+// broadcast (see there).
+const loadBroadcastWait = 100 * time.Millisecond
+
 func (g *Gossip) publishLoad() {
 	defer g.wg.Done()
 	var last time.Time
@@ -371,9 +375,12 @@ func (g *Gossip) publishLoad() {
 		if g.leaving.Load() {
 			continue // Leave owns the last updates
 		}
-		if err := g.ml.UpdateNode(g.cfg.TCPTimeout); err != nil {
-			g.log.Debug("load update not yet acknowledged", "err", err)
-		}
+		// UpdateNode queues the broadcast, then blocks until it has been
+		// retransmitted enough or the wait ends. Nothing here needs that
+		// (push-pull syncs repair a missed update), and Shutdown waits for
+		// this goroutine: once memberlist has shut down the broadcast never
+		// completes, so a long wait held every graceful stop for as long.
+		_ = g.ml.UpdateNode(loadBroadcastWait)
 	}
 }
 

@@ -131,3 +131,36 @@ func TestGossipConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestGossipShutdownDoesNotWaitForALoadBroadcast: shutting down while a
+// load change (a draining agent's flag) is still being broadcast must not
+// wait for the broadcast, which cannot complete once memberlist has
+// stopped. Found by the chaos suite: graceful stops often took 10 s,
+// memberlist's TCP timeout. Here gossip and probe rounds, which carry
+// broadcasts, are a minute apart: the peer learns the change through a
+// push-pull sync while its broadcast stays pending, and the wait for the
+// shutdown is a tenth of that minute.
+func TestGossipShutdownDoesNotWaitForALoadBroadcast(t *testing.T) {
+	gs := clustertest.StartGossips(t, "s", 2, func(c *cluster.GossipConfig) {
+		c.TCPTimeout, c.GossipInterval, c.ProbeInterval = time.Minute, time.Minute, time.Minute
+		c.PushPullInterval = 200 * time.Millisecond
+	})
+	load := cluster.LoadSummary{Draining: true}
+	gs[0].SetLoad(load)
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		if m, _ := gs[1].Member("s0"); m.Load != load {
+			return fmt.Errorf("s1 sees s0's load %+v", m.Load)
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- gs[0].Shutdown() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("Shutdown still waiting for the load broadcast")
+	}
+}
