@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"sort"
 	"strconv"
@@ -61,6 +62,19 @@ type GossipConfig struct {
 	// (each update is one memberlist alive broadcast).
 	LoadInterval time.Duration
 
+	// ReconnectInterval is how often this node tries to reach one member
+	// it holds dead (not left). memberlist stops contacting a dead member
+	// once GossipToTheDeadTime has passed, so without this the two sides
+	// of a healed partition would each go on believing the other dead for
+	// good. Each try is a UDP ping (bounded by ProbeTimeout) and, if it is
+	// answered, a join (a push-pull sync), as serf's reconnect does.
+	ReconnectInterval time.Duration
+
+	// Transport, when set, carries memberlist's packets and streams
+	// instead of its own UDP/TCP transport on BindAddr. Tests use one that
+	// can cut links (clustertest.CutTransport).
+	Transport memberlist.NodeAwareTransport
+
 	Logger *slog.Logger
 }
 
@@ -80,6 +94,7 @@ func DefaultGossipConfig() GossipConfig {
 		GossipToTheDeadTime:     lan.GossipToTheDeadTime,
 		LeavePropagateDelay:     time.Second,
 		LoadInterval:            2 * time.Second,
+		ReconnectInterval:       5 * time.Second,
 		Logger:                  slog.Default(),
 	}
 }
@@ -97,8 +112,8 @@ func (c *GossipConfig) Validate() error {
 		return fmt.Errorf("gossip: ProbeTimeout %v must be shorter than ProbeInterval %v", c.ProbeTimeout, c.ProbeInterval)
 	case c.SuspicionMult < 1 || c.SuspicionMaxTimeoutMult < 1:
 		return errors.New("gossip: SuspicionMult and SuspicionMaxTimeoutMult must be at least 1")
-	case c.LoadInterval <= 0 || c.RetryJoinInterval <= 0 || c.LeavePropagateDelay < 0:
-		return errors.New("gossip: LoadInterval and RetryJoinInterval must be positive, LeavePropagateDelay not negative")
+	case c.LoadInterval <= 0 || c.RetryJoinInterval <= 0 || c.ReconnectInterval <= 0 || c.LeavePropagateDelay < 0:
+		return errors.New("gossip: LoadInterval, RetryJoinInterval and ReconnectInterval must be positive, LeavePropagateDelay not negative")
 	}
 	switch len(c.SecretKey) {
 	case 0, 16, 24, 32:
@@ -207,6 +222,9 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		mc.SecretKey = append([]byte(nil), cfg.SecretKey...)
 	}
 	mc.Logger = NewStdLogger(cfg.Logger.With("component", "memberlist"))
+	if cfg.Transport != nil {
+		mc.Transport = cfg.Transport
+	}
 	d := &delegates{g: g}
 	mc.Delegate, mc.Events, mc.Alive, mc.Conflict = d, d, d, d
 
@@ -238,9 +256,10 @@ func NewGossip(cfg GossipConfig) (*Gossip, error) {
 		g.metaMu.Unlock()
 		g.signalLoad() // re-announce the meta with the real address
 	}
-	g.wg.Add(2)
+	g.wg.Add(3)
 	go g.publishLoad()
 	go g.retryJoin(cfg.Join)
+	go g.reconnect()
 	return g, nil
 }
 
@@ -343,6 +362,10 @@ func (g *Gossip) Load() LoadSummary {
 	return g.load
 }
 
+// loadBroadcastWait bounds how long publishLoad waits on a load update's
+// broadcast (see there).
+const loadBroadcastWait = 100 * time.Millisecond
+
 func (g *Gossip) publishLoad() {
 	defer g.wg.Done()
 	var last time.Time
@@ -371,9 +394,54 @@ func (g *Gossip) publishLoad() {
 		if g.leaving.Load() {
 			continue // Leave owns the last updates
 		}
-		if err := g.ml.UpdateNode(g.cfg.TCPTimeout); err != nil {
-			g.log.Debug("load update not yet acknowledged", "err", err)
+		// UpdateNode queues the broadcast, then blocks until it has been
+		// retransmitted enough or the wait ends. Nothing here needs that
+		// (push-pull syncs repair a missed update), and Shutdown waits for
+		// this goroutine: once memberlist has shut down the broadcast never
+		// completes, so a long wait held every graceful stop for as long.
+		_ = g.ml.UpdateNode(loadBroadcastWait)
+	}
+}
+
+// reconnect tries, every ReconnectInterval, to reach one member held dead
+// (see ReconnectInterval). A member that answers the ping is joined: the
+// push-pull sync tells both sides the other is alive (each refutes the
+// other's verdict on itself), and gossip carries that to everyone else.
+func (g *Gossip) reconnect() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
 		}
+		if g.leaving.Load() {
+			continue
+		}
+		var dead []Member
+		for _, m := range *g.members.Load() {
+			if m.Status == StatusDead && m.GossipAddr != "" && m.ID != g.cfg.Meta.ID {
+				dead = append(dead, m)
+			}
+		}
+		if len(dead) == 0 {
+			continue
+		}
+		m := dead[rand.IntN(len(dead))]
+		addr, err := net.ResolveUDPAddr("udp", m.GossipAddr)
+		if err != nil {
+			continue
+		}
+		if _, err := g.ml.Ping(m.ID, addr); err != nil {
+			continue // still unreachable
+		}
+		if _, err := g.ml.Join([]string{m.GossipAddr}); err != nil {
+			g.log.Debug("member held dead answers pings but not a join", "member", m.ID, "err", err)
+			continue
+		}
+		g.log.Info("reconnected to a member held dead", "member", m.ID, "addr", m.GossipAddr)
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -130,4 +131,70 @@ func TestGossipConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate accepted it", name)
 		}
 	}
+}
+
+// TestGossipShutdownDoesNotWaitForALoadBroadcast: shutting down while a
+// load change (a draining agent's flag) is still being broadcast must not
+// wait for the broadcast, which cannot complete once memberlist has
+// stopped. Found by the chaos suite: graceful stops often took 10 s,
+// memberlist's TCP timeout. Here gossip and probe rounds, which carry
+// broadcasts, are a minute apart: the peer learns the change through a
+// push-pull sync while its broadcast stays pending, and the wait for the
+// shutdown is a tenth of that minute.
+func TestGossipShutdownDoesNotWaitForALoadBroadcast(t *testing.T) {
+	gs := clustertest.StartGossips(t, "s", 2, func(c *cluster.GossipConfig) {
+		c.TCPTimeout, c.GossipInterval, c.ProbeInterval = time.Minute, time.Minute, time.Minute
+		c.PushPullInterval = 200 * time.Millisecond
+	})
+	load := cluster.LoadSummary{Draining: true}
+	gs[0].SetLoad(load)
+	clustertest.WaitFor(t, 10*time.Second, func() error {
+		if m, _ := gs[1].Member("s0"); m.Load != load {
+			return fmt.Errorf("s1 sees s0's load %+v", m.Load)
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- gs[0].Shutdown() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("Shutdown still waiting for the load broadcast")
+	}
+}
+
+// TestGossipHealsAfterAPartition: a node cut off from the others long
+// enough for both sides to declare each other dead, and for memberlist to
+// stop gossiping to the dead, rejoins once the link is back. Found by the
+// chaos suite's worker partition: after a 60 s cut the worker and the rest
+// of the cluster went on holding each other dead for good.
+func TestGossipHealsAfterAPartition(t *testing.T) {
+	cuts := map[string]*clustertest.CutTransport{}
+	gs := clustertest.StartGossips(t, "p", 3, func(c *cluster.GossipConfig) {
+		cuts[c.Meta.ID] = clustertest.CutConfig(t, c)
+		c.GossipToTheDeadTime = 100 * time.Millisecond
+	})
+	cuts["p2"].Cut(gs[0].Addr(), gs[1].Addr())
+	cuts["p0"].Cut(gs[2].Addr())
+	cuts["p1"].Cut(gs[2].Addr())
+	sees := func(g *cluster.Gossip, id string, want cluster.MemberStatus) error {
+		if m, _ := g.Member(id); m.Status != want {
+			return fmt.Errorf("%s sees %s %v, want %v", g.LocalID(), id, m.Status, want)
+		}
+		return nil
+	}
+	clustertest.WaitFor(t, 20*time.Second, func() error {
+		return errors.Join(sees(gs[0], "p2", cluster.StatusDead), sees(gs[1], "p2", cluster.StatusDead),
+			sees(gs[2], "p0", cluster.StatusDead), sees(gs[2], "p1", cluster.StatusDead))
+	})
+	for _, c := range cuts {
+		c.Heal()
+	}
+	clustertest.WaitFor(t, 20*time.Second, func() error {
+		return errors.Join(sees(gs[0], "p2", cluster.StatusAlive), sees(gs[1], "p2", cluster.StatusAlive),
+			sees(gs[2], "p0", cluster.StatusAlive), sees(gs[2], "p1", cluster.StatusAlive))
+	})
 }

@@ -195,12 +195,14 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // Close stops serving, waits for in-flight requests up to ShutdownTimeout
-// and releases every resource. It is safe to call more than once.
+// and releases every resource. A leader first hands leadership to another
+// voter. It is safe to call more than once.
 func (a *Agent) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
 		close(a.stop)
 		drained := a.beginShutdownDrain()
+		a.handOffLeadership()
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		defer cancel()
 		if e := a.httpSrv.Shutdown(ctx); e != nil && !errors.Is(e, http.ErrServerClosed) {

@@ -162,6 +162,44 @@ func (a *Agent) removeSelf(ctx context.Context) error {
 	return a.forwarder.RemovePeer(ctx, leader, a.nodeID, false)
 }
 
+// leadershipHandOffTimeout bounds the leadership transfer of a stopping
+// leader; raft itself gives up after an election timeout.
+const leadershipHandOffTimeout = 5 * time.Second
+
+// handOffLeadership moves Raft leadership to another voter when this node
+// leads and is stopping gracefully. Everything else in the cluster reaches
+// the leader over gRPC (lease renewals, forwarded writes, read indexes),
+// and a stopping node closes its gRPC server long before Raft lets go; a
+// leader that just disappeared would leave the cluster without one for a
+// heartbeat timeout and an election, a leader that lingers longer still.
+// Best effort: on failure the cluster elects a leader the usual way.
+func (a *Agent) handOffLeadership() {
+	if !a.raft.IsLeader() {
+		return
+	}
+	servers, err := a.raft.Configuration()
+	if err != nil {
+		return
+	}
+	others := 0
+	for _, s := range servers {
+		if s.ID != a.nodeID && s.Voter {
+			others++
+		}
+	}
+	if others == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leadershipHandOffTimeout)
+	defer cancel()
+	if err := a.raft.LeadershipTransfer(ctx); err != nil {
+		a.log.Warn("leadership not handed off before stopping; the others will elect a leader", "err", err)
+		return
+	}
+	leader, _ := a.raft.Leader()
+	a.log.Info("handed leadership off before stopping", "leader", leader)
+}
+
 // ForceLeave removes a dead node from Raft and the node records, through
 // the leader. It refuses a node that is alive.
 func (a *Agent) ForceLeave(ctx context.Context, id string) error {

@@ -74,6 +74,16 @@ func TestSyncInvocations(t *testing.T) {
 	}
 }
 
+func TestRanTwice(t *testing.T) {
+	got := RanTwice([]string{"a", "b", "a", "c", "a", "c"})
+	if want := map[string]int{"a": 3, "c": 2}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("RanTwice = %v, want %v", got, want)
+	}
+	if got := RanTwice([]string{"a", "b"}); len(got) != 0 {
+		t.Fatalf("single runs reported: %v", got)
+	}
+}
+
 func TestMaxOverlap(t *testing.T) {
 	tests := []struct {
 		name string

@@ -114,3 +114,20 @@ func (r SyncReport) RecoveredBy() (time.Duration, error) {
 	}
 	return r.Buckets[i].From, nil
 }
+
+// RanTwice returns the nonces that occur more than once in runs (one entry
+// per execution the function itself recorded), with how often each ran:
+// a synchronous invocation must never run twice for one request.
+func RanTwice(runs []string) map[string]int {
+	seen := map[string]int{}
+	for _, n := range runs {
+		seen[n]++
+	}
+	out := map[string]int{}
+	for n, c := range seen {
+		if c > 1 {
+			out[n] = c
+		}
+	}
+	return out
+}

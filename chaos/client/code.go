@@ -20,15 +20,22 @@ var chaosFn []byte
 // scenarios run (handler "chaosfn.handler"). It echoes the event's nonce,
 // sleeps sleep_ms if asked, reports its execution interval from the
 // sandbox's clock, its sandbox and marker (which upload of the code it
-// runs), and prints "CHAOS-DELIVERY <nonce>" to its log, which is how
-// scenarios count async deliveries.
+// runs), and prints "CHAOS-DELIVERY <nonce>" (DeliveryLine) as it starts
+// and "CHAOS-EXEC ..." (ExecLine) as it ends to its log, which is how
+// scenarios count executions.
 func ChaosFunctionZip(marker string) []byte {
 	return zipOf(map[string][]byte{"chaosfn.py": chaosFn, "marker.txt": []byte(marker + "\n")}, nil)
 }
 
 // DeliveryLine matches the log line the chaos function prints for each
-// execution; its first group is the nonce.
+// execution as it begins; its first group is the nonce.
 const DeliveryLine = `CHAOS-DELIVERY (\S+)`
+
+// ExecLine matches the line the chaos function prints when a handler
+// returns: nonce, start and end (Unix nanoseconds, the sandbox's clock),
+// sandbox and code marker. It is how scenarios see executions whose
+// answer never reached the caller.
+const ExecLine = `CHAOS-EXEC (\S+) (\d+) (\d+) (\S+) (\S*)`
 
 func zipOf(files map[string][]byte, modes map[string]os.FileMode) []byte {
 	var buf bytes.Buffer

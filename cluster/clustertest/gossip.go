@@ -28,6 +28,7 @@ func FastGossipConfig(t testing.TB, id string) cluster.GossipConfig {
 	cfg.GossipToTheDeadTime = 2 * time.Second
 	cfg.LoadInterval = 100 * time.Millisecond
 	cfg.LeavePropagateDelay = 300 * time.Millisecond
+	cfg.ReconnectInterval = 300 * time.Millisecond
 	cfg.SecretKey = []byte("0123456789abcdef0123456789abcdef")
 	cfg.Logger = Logger(t, slog.LevelWarn)
 	return cfg

@@ -2,8 +2,8 @@ package admission
 
 import (
 	"errors"
-	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -293,8 +293,13 @@ func (c *Coordinator) renewLocked(node string, d Demand, now time.Time) Grant {
 		// of the account frozen.
 		c.proposeLocked(acct, st, total+ceilingHeadroom(limitA), now)
 	}
+	// The pool's invocations leave room, but idle slices elsewhere hold
+	// it: they shrink at their holders' next renewals (a second), so say
+	// more may come, and the node waits instead of throttling below the
+	// limit.
+	rebalancing := slots < h.want && c.reclaimableLocked(holders, limit, now, maxRun)
 	return Grant{Pool: d.Pool, ID: GrantID{Epoch: c.epoch, Seq: c.seq}, Slots: slots, TTL: c.cfg.LeaseTTL,
-		Retry: slots < h.want && (grace || raising || !st.pendingSince.IsZero())}
+		Retry: slots < h.want && (grace || raising || rebalancing || !st.pendingSince.IsZero())}
 }
 
 // accountStateLocked refreshes an account's ceiling state from the
@@ -399,13 +404,22 @@ func (c *Coordinator) expireLocked(holders map[string]*holder, now time.Time, ma
 
 // fairShareLocked is node's max-min fair share of limit among the nodes
 // that reported demand within ActiveFor: every node gets what it wants if
-// the wants fit, else the wants above a common level are cut to it.
+// the wants fit, else the wants above a common level are cut to it. The
+// shares are whole slots that add up to at most limit: the level's
+// remainder goes one slot each to some of the nodes cut to it, chosen by
+// a rotation that moves every LeaseTTL, so no node is left out for good
+// when there are more nodes than slots. (Shares that add up to more than
+// the limit starve whoever asks last: the others keep what they hold.)
 func (c *Coordinator) fairShareLocked(holders map[string]*holder, node string, limit int, now time.Time) int {
-	var wants []int
+	type demand struct {
+		id   string
+		want int
+	}
+	var wants []demand
 	total := 0
 	for id, h := range holders {
 		if id == node || now.Sub(h.reported) <= c.cfg.ActiveFor {
-			wants = append(wants, h.want)
+			wants = append(wants, demand{id, h.want})
 			total += h.want
 		}
 	}
@@ -413,16 +427,54 @@ func (c *Coordinator) fairShareLocked(holders map[string]*holder, node string, l
 	if total <= limit {
 		return mine
 	}
-	slices.Sort(wants)
-	left := float64(limit)
-	for i, w := range wants {
-		level := left / float64(len(wants)-i)
-		if float64(w) > level {
-			return min(mine, int(math.Ceil(level)))
+	slices.SortFunc(wants, func(a, b demand) int {
+		if a.want != b.want {
+			return a.want - b.want
 		}
-		left -= float64(w)
+		return strings.Compare(a.id, b.id)
+	})
+	left := limit
+	for i, w := range wants {
+		rest := len(wants) - i
+		level := left / rest
+		if w.want <= level {
+			if w.id == node {
+				return mine
+			}
+			left -= w.want
+			continue
+		}
+		// wants[i:] are all cut to level; left%rest of them get one more.
+		cut := wants[i:]
+		slices.SortFunc(cut, func(a, b demand) int { return strings.Compare(a.id, b.id) })
+		turn := int(now.UnixNano() / int64(c.cfg.LeaseTTL) % int64(rest))
+		for j, d := range cut {
+			if d.id == node {
+				if (j-turn+rest)%rest < left%rest {
+					return level + 1
+				}
+				return level
+			}
+		}
 	}
 	return mine
+}
+
+// reclaimableLocked reports whether the pool's slices, not its
+// invocations, are what is full: the in-flight counts the holders last
+// reported leave room under limit, so slices held idle elsewhere will come
+// back at their holders' next renewals. A holder that stopped reporting
+// (dead, cut off) renews nothing: all it is charged counts as running.
+func (c *Coordinator) reclaimableLocked(holders map[string]*holder, limit int, now time.Time, maxRun time.Duration) bool {
+	running := 0
+	for _, h := range holders {
+		if now.Sub(h.reported) <= c.cfg.ActiveFor {
+			running += h.inflight
+		} else {
+			running += h.charge(now, maxRun)
+		}
+	}
+	return running < limit
 }
 
 // InFlight is the sum over nodes of the in-flight counts they last

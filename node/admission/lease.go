@@ -102,6 +102,13 @@ type LeaseConfig struct {
 	// account's lease ceiling) before its grant, so this is seconds, not
 	// milliseconds: a loaded but healthy cluster must not throttle.
 	SyncWait time.Duration
+	// MaxSyncRounds bounds the on-demand renewals one Admit waits for
+	// (SyncWait bounds the time): enough for a burst to double its slice
+	// a few times, for a new coordinator's grace period to end after a
+	// leader change, or for idle slices elsewhere to come back, with the
+	// growing waits between asks. Simulations whose waits take no time set
+	// it low.
+	MaxSyncRounds int
 	// SyncSpacing is the least time between on-demand renewals of one pool
 	// once the coordinator granted less than asked (the pool is at its
 	// limit): in between, Admit throttles at once.
@@ -129,6 +136,7 @@ func DefaultLeaseConfig() LeaseConfig {
 	return LeaseConfig{
 		RenewInterval: time.Second,
 		SyncWait:      3 * time.Second,
+		MaxSyncRounds: 24,
 		SyncSpacing:   50 * time.Millisecond,
 		IdleRelease:   30 * time.Second,
 		DriftMargin:   100 * time.Millisecond,
@@ -140,8 +148,8 @@ func DefaultLeaseConfig() LeaseConfig {
 // Validate reports the first setting that cannot work.
 func (c LeaseConfig) Validate() error {
 	switch {
-	case c.RenewInterval <= 0 || c.SyncWait <= 0 || c.SyncSpacing <= 0 || c.IdleRelease <= 0 || c.RPCTimeout <= 0:
-		return errors.New("admission: RenewInterval, SyncWait, SyncSpacing, IdleRelease and RPCTimeout must be positive")
+	case c.RenewInterval <= 0 || c.SyncWait <= 0 || c.SyncSpacing <= 0 || c.IdleRelease <= 0 || c.RPCTimeout <= 0 || c.MaxSyncRounds <= 0:
+		return errors.New("admission: RenewInterval, SyncWait, MaxSyncRounds, SyncSpacing, IdleRelease and RPCTimeout must be positive")
 	case c.DriftMargin < 0:
 		return errors.New("admission: DriftMargin must not be negative")
 	case c.Logger == nil:
@@ -164,8 +172,14 @@ type LeaseAdmitter struct {
 	holder  Holder
 	started time.Time
 
+	// ack asks Run for a renewal now: a grant shrank (applyLocked).
+	ack chan struct{}
+
 	mu    sync.Mutex
 	pools map[Pool]*leasePool
+	// unreachableSince is when the renewals (periodic or on demand) began
+	// to fail; zero while the coordinator answers.
+	unreachableSince time.Time
 }
 
 // leasePool is the node's state for one pool; guarded by LeaseAdmitter.mu.
@@ -182,8 +196,14 @@ type leasePool struct {
 	sync     *syncCall
 	lastSync time.Time
 	limited  bool // the last on-demand renewal found the pool at its limit
-	// retrySoon: the last on-demand renewal said more may come shortly.
+	// failures counts on-demand renewals in a row that got no answer
+	// (no leader, a leader change, the coordinator unreachable).
+	failures int
+	// retrySoon: the last on-demand renewal said more may come shortly;
+	// retries counts such answers in a row (the wait before the next ask
+	// grows with it).
 	retrySoon bool
+	retries   int
 	waiters   int
 }
 
@@ -205,7 +225,7 @@ func NewLeaseAdmitter(cfg LeaseConfig, coord CoordinatorClient) (*LeaseAdmitter,
 	_, _ = rand.Read(inc[:])
 	return &LeaseAdmitter{cfg: cfg, coord: coord, log: cfg.Logger.With("component", "admission"),
 		holder:  Holder{Node: cfg.NodeID, Incarnation: hex.EncodeToString(inc[:]), CleanStart: cfg.CleanStart},
-		started: cfg.Now(), pools: map[Pool]*leasePool{}}, nil
+		started: cfg.Now(), pools: map[Pool]*leasePool{}, ack: make(chan struct{}, 1)}, nil
 }
 
 // renewal builds a request as of now.
@@ -228,9 +248,14 @@ func (p *leasePool) slotsLocked(now time.Time) int {
 // Admit admits req if the node's slice of its pool has a free slot. When
 // it has none, Admit asks the coordinator for more (one request per pool
 // at a time, shared by every waiting Admit) and waits, for at most
-// maxSyncRounds renewals, SyncWait and ctx. It throttles at once when the
-// coordinator's last answer showed the pool at its limit, and always for
-// a function with reserved concurrency 0.
+// MaxSyncRounds renewals, SyncWait and ctx. A renewal that gets no answer
+// (no leader yet, a leader change) is no verdict on the pool: it is asked
+// again after a backoff (SyncSpacing, doubling up to four times that)
+// while SyncWait lasts, so an election costs latency, not throttles. Admit
+// throttles at once when the coordinator's last answer showed the pool at
+// its limit, when the coordinator has been unreachable for SyncWait or
+// longer (the node is cut off: waiting would only delay the 429), and
+// always for a function with reserved concurrency 0.
 func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) {
 	if req.Reserved != nil && *req.Reserved == 0 {
 		return nil, throttle(req, "")
@@ -243,8 +268,9 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		p = &leasePool{}
 		l.pools[pool] = p
 	}
-	spaced := false // a wait for SyncSpacing/5 just ended
-	for round := 0; ; round++ {
+	spaced := false // a wait between two renewals just ended
+	rounds := 0     // renewals waited for
+	for {
 		now := l.now()
 		p.lastUsed = now
 		if p.inflight < p.slotsLocked(now) {
@@ -259,17 +285,24 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 		switch {
 		case call != nil:
 			done = call.done
-		case !now.Before(deadline) || round >= maxSyncRounds || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing):
-			// The pool is at its limit, the coordinator unreachable, or
-			// patience ran out: throttle at once, as Lambda does.
+		case !now.Before(deadline) || rounds >= l.cfg.MaxSyncRounds || (p.limited && now.Sub(p.lastSync) < l.cfg.SyncSpacing) || l.cutOffLocked(now):
+			// The pool is at its limit, the coordinator unreachable for
+			// longer than anyone waits, or patience ran out: throttle at
+			// once, as Lambda does.
 			p.throttled++
 			cause := l.causeLocked(p, now)
 			l.mu.Unlock()
 			return nil, throttle(req, cause)
-		case p.retrySoon && !spaced && now.Sub(p.lastSync) < l.cfg.SyncSpacing/5:
+		case p.failures > 0 && !spaced && now.Before(p.lastSync.Add(l.failureBackoff(p.failures))):
+			// The last renewal got no answer: ask again after a backoff.
+			if next := p.lastSync.Add(l.failureBackoff(p.failures)); next.Before(deadline) {
+				until = next
+			}
+		case p.retrySoon && !spaced && now.Before(p.lastSync.Add(l.retryBackoff(p.retries))):
 			// More may come shortly (a ceiling being raised, a new
-			// coordinator's grace period): ask again in a moment.
-			if next := p.lastSync.Add(l.cfg.SyncSpacing / 5); next.Before(deadline) {
+			// coordinator's grace period, other nodes' slices shrinking
+			// to their fair share): ask again in a moment.
+			if next := p.lastSync.Add(l.retryBackoff(p.retries)); next.Before(deadline) {
 				until = next
 			}
 		default:
@@ -280,6 +313,9 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			go l.syncRenew(pool, call)
 		}
 		spaced = done == nil
+		if done != nil {
+			rounds++
+		}
 		p.waiters++
 		l.mu.Unlock()
 		var timeout <-chan time.Time
@@ -308,13 +344,41 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 	}
 }
 
-// maxSyncRounds bounds the renewals one Admit waits for (SyncWait bounds
-// the time): enough for a burst to double its slice a few times, or for a
-// new coordinator's grace period to end after a leader change.
-const maxSyncRounds = 24
+// retryBackoff is the wait before asking again after retries answers in
+// a row that said more may come shortly: SyncSpacing/5, doubling up to
+// four times SyncSpacing. A ceiling raise takes one Raft commit; other
+// nodes' slices shrink only at their next renewals, a second or two.
+func (l *LeaseAdmitter) retryBackoff(retries int) time.Duration {
+	return min(l.cfg.SyncSpacing/5<<min(max(retries-1, 0), 8), 4*l.cfg.SyncSpacing)
+}
+
+// failureBackoff is the wait before an on-demand renewal that follows
+// failures unanswered ones: SyncSpacing, doubling up to four times that.
+func (l *LeaseAdmitter) failureBackoff(failures int) time.Duration {
+	return l.cfg.SyncSpacing << min(max(failures-1, 0), 2)
+}
+
+// cutOffLocked reports whether no renewal has reached the coordinator for
+// SyncWait or longer.
+func (l *LeaseAdmitter) cutOffLocked(now time.Time) bool {
+	return !l.unreachableSince.IsZero() && now.Sub(l.unreachableSince) >= l.cfg.SyncWait
+}
+
+// reachedLocked records the outcome of a renewal for cutOffLocked.
+func (l *LeaseAdmitter) reachedLocked(err error, sent time.Time) {
+	switch {
+	case err == nil:
+		l.unreachableSince = time.Time{}
+	case l.unreachableSince.IsZero():
+		l.unreachableSince = sent
+	}
+}
 
 // causeLocked explains a throttle that is not plainly a full pool.
 func (l *LeaseAdmitter) causeLocked(p *leasePool, now time.Time) string {
+	if l.cutOffLocked(now) {
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v", now.Sub(l.unreachableSince).Round(time.Millisecond))
+	}
 	if p.grant.ID == (GrantID{}) || !now.Before(p.expiry) {
 		return "this node holds no concurrency lease for the pool; the coordinator is unreachable or the pool is full"
 	}
@@ -362,16 +426,28 @@ func (l *LeaseAdmitter) syncRenew(pool Pool, call *syncCall) {
 	defer l.mu.Unlock()
 	p := l.pools[pool] // never dropped while an Admit waits on it
 	p.sync = nil
-	p.limited, p.retrySoon = true, false
+	l.reachedLocked(err, sent)
 	if err != nil {
+		// No answer is no verdict on the pool: Admit asks again.
+		p.limited, p.retrySoon, p.retries = false, false, 0
+		p.failures++
 		l.log.Debug("on-demand lease renewal failed", "pool", pool.String(), "err", err)
+		close(call.done)
+		return
 	}
+	p.failures = 0
+	p.limited, p.retrySoon = true, false
 	for _, g := range grants {
 		if q := l.pools[g.Pool]; q != nil {
 			l.applyLocked(q, g, sent)
 		}
 		if g.Pool == pool {
 			p.limited, p.retrySoon = g.Slots < want && !g.Retry, g.Retry
+			if g.Retry {
+				p.retries++
+			} else {
+				p.retries = 0
+			}
 		}
 	}
 	close(call.done)
@@ -389,15 +465,28 @@ func (l *LeaseAdmitter) demandLocked(pool Pool, p *leasePool, now time.Time) Dem
 // applyLocked installs g if it is newer than the grant held. Its expiry
 // counts from sent, the moment the request left: the coordinator counts
 // from when it received it, later, so the node's lease always ends first.
+//
+// A grant smaller than the unexpired one it replaces is acknowledged by a
+// renewal at once (Run sends it): the coordinator charges the node the
+// larger grant until the node reports holding the smaller one, and other
+// nodes may be waiting for those slots.
 func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 	if !p.grant.ID.Less(g.ID) {
 		return
 	}
+	shrunk := g.Slots < p.slotsLocked(l.now())
 	p.grant = g
 	p.expiry = sent.Add(g.TTL - l.cfg.DriftMargin)
+	if shrunk {
+		select {
+		case l.ack <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// Run renews every tracked pool each RenewInterval until ctx ends.
+// Run renews every tracked pool each RenewInterval until ctx ends, and
+// at once after a grant shrank, to acknowledge it.
 //
 // The first renewal goes out at once, and a failed one (no leader yet, a
 // leader change) is retried after SyncSpacing, doubling up to four times
@@ -418,6 +507,13 @@ func (l *LeaseAdmitter) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-l.cfg.After(wait):
+		case <-l.ack:
+			// Acknowledge a smaller grant, at most once per SyncSpacing.
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.cfg.After(l.cfg.SyncSpacing):
+			}
 		}
 	}
 }
@@ -438,8 +534,15 @@ func (l *LeaseAdmitter) Renew(ctx context.Context) error {
 		} else {
 			// What was needed over the last interval, plus a quarter (at
 			// least one) of headroom so growth does not always throttle.
+			// A pool idle for the interval wants nothing: its slice goes
+			// back to nodes that need it (in a pool of a few slots, idle
+			// slices on every frontend would throttle the one that gets
+			// the traffic), and its next invocation asks on demand.
 			need := p.peak + p.throttled
-			d.Want = need + max(1, need/4)
+			d.Want = 0
+			if need > 0 {
+				d.Want = need + max(1, need/4)
+			}
 			p.want = d.Want
 		}
 		p.peak, p.throttled = p.inflight, 0
@@ -451,11 +554,12 @@ func (l *LeaseAdmitter) Renew(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.RPCTimeout)
 	defer cancel()
 	grants, err := l.coord.RenewLeases(ctx, l.renewal(sent, true, demands))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reachedLocked(err, sent)
 	if err != nil {
 		return err
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	for _, g := range grants {
 		if p := l.pools[g.Pool]; p != nil {
 			l.applyLocked(p, g, sent)

@@ -234,6 +234,12 @@ func testConfig(id, dir string, t *testing.T) Config {
 // node starts a queue named id.
 func (h *harness) node(id string, tune ...func(*Config)) *Queue {
 	h.t.Helper()
+	return h.nodeOn(id, h.replica, tune...)
+}
+
+// nodeOn starts a queue named id that sees the state through r.
+func (h *harness) nodeOn(id string, r Replica, tune ...func(*Config)) *Queue {
+	h.t.Helper()
 	cfg := testConfig(id, h.t.TempDir(), h.t)
 	cfg.OnAttempt = func(a Attempt) {
 		h.mu.Lock()
@@ -243,7 +249,7 @@ func (h *harness) node(id string, tune ...func(*Config)) *Queue {
 	for _, f := range tune {
 		f(&cfg)
 	}
-	q, err := New(cfg, Deps{Replica: h.replica, Members: members{w: h.world, self: id}, Peers: peers{w: h.world}, Invoker: h.inv})
+	q, err := New(cfg, Deps{Replica: r, Members: members{w: h.world, self: id}, Peers: peers{w: h.world}, Invoker: h.inv})
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package async
 
 import (
 	"container/heap"
+	"context"
 	"sync"
 	"time"
 
@@ -20,6 +21,17 @@ type viewer interface {
 // node's workers). An event thus waits under throttling instead of
 // failing: it runs when a slot frees, and a throttle from admission
 // elsewhere backs it off.
+//
+// A task is planned from the local replica, which may lag the cluster: a
+// node that restarted replays its log only as it learns the commit index
+// again, and a node taking over a dead owner's events may not yet have
+// applied that owner's last outcomes. Planned from such a replica, an
+// event already delivered looks pending. So no task starts before the
+// replica has been synced (a read index, Replica.Sync) by a sync that
+// began after the task was planned; the attempt then reads the record
+// afresh and drops an event whose outcome another owner committed. One
+// sync serves every task planned before it began, so the cost is a read
+// index per dispatch round, not per event.
 
 type taskState uint8
 
@@ -40,6 +52,9 @@ type task struct {
 	heapIdx  int
 	// modify is the ModifyIndex of the record last planned from.
 	modify uint64
+	// gen is the sync generation the task was planned in: it may start
+	// once a sync of a later generation has completed.
+	gen uint64
 
 	// Local delivery state, not replicated: throttles and system errors
 	// are retried from here; function-error attempts are also committed.
@@ -89,6 +104,12 @@ type scheduler struct {
 	slots   chan struct{}
 	workers sync.WaitGroup
 	stopped chan struct{} // closed when run returns; no worker starts after
+
+	// Sync generations (see above): gen is the current one, synced the
+	// generation of the last completed sync, syncing is set while one is
+	// in flight.
+	gen, synced uint64
+	syncing     bool
 }
 
 func newScheduler(q *Queue) *scheduler {
@@ -128,7 +149,7 @@ func (s *scheduler) observe(ev *fsmpb.AsyncEvent, owned bool) {
 	if t == nil {
 		t = &task{id: ev.Id, fnKey: ev.AccountId + "/" + ev.FunctionName, function: ev.FunctionName,
 			accepted: time.Unix(0, ev.AcceptedUnixNano), due: s.dueFor(ev), modify: ev.ModifyIndex,
-			attempts: ev.Attempts, invokeCount: ev.InvokeCount, heapIdx: -1}
+			attempts: ev.Attempts, invokeCount: ev.InvokeCount, heapIdx: -1, gen: s.gen}
 		s.tasks[ev.Id] = t
 		heap.Push(&s.due, t)
 		s.signal()
@@ -186,11 +207,16 @@ func (s *scheduler) run() {
 	for {
 		s.mu.Lock()
 		now := time.Now()
-		var start []*task
+		var start, unsynced []*task
 		v := s.q.deps.Replica.View()
 		limits := map[string]int{}
 	dispatch:
 		for s.due.Len() > 0 && !s.due[0].due.After(now) {
+			if s.due[0].gen >= s.synced {
+				// Planned since the last sync began: wait for the next.
+				unsynced = append(unsynced, heap.Pop(&s.due).(*task))
+				continue
+			}
 			select {
 			case s.slots <- struct{}{}:
 			default:
@@ -213,8 +239,18 @@ func (s *scheduler) run() {
 			t.state = taskRunning
 			start = append(start, t)
 		}
+		for _, t := range unsynced {
+			heap.Push(&s.due, t)
+		}
+		if len(unsynced) > 0 && !s.syncing {
+			s.syncing = true
+			s.gen++
+			gen := s.gen
+			s.q.goRun(func() { s.syncReplica(gen) })
+		}
 		next := time.Hour
-		if s.due.Len() > 0 && len(s.slots) < cap(s.slots) {
+		if s.due.Len() > 0 && len(s.slots) < cap(s.slots) && len(unsynced) == 0 {
+			// (Unsynced tasks wait for the sync, which wakes us.)
 			next = max(time.Until(s.due[0].due), time.Millisecond)
 		}
 		s.mu.Unlock()
@@ -235,6 +271,40 @@ func (s *scheduler) run() {
 		case <-s.q.stopping:
 			return
 		}
+	}
+}
+
+// syncRecheck bounds the wait between failed syncs (no leader, leader
+// unreachable): tasks wait meanwhile, as their outcomes could not be
+// committed anyway.
+const syncRecheck = 2 * time.Second
+
+// syncReplica brings the replica up to date for every task planned in a
+// generation before gen, retrying until it succeeds or the queue closes.
+func (s *scheduler) syncReplica(gen uint64) {
+	wait := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(s.q.ctx, s.q.cfg.AcceptTimeout)
+		err := s.q.deps.Replica.Sync(ctx)
+		cancel()
+		if err == nil || s.q.ctx.Err() != nil {
+			s.mu.Lock()
+			if err == nil {
+				s.synced = max(s.synced, gen)
+			}
+			s.syncing = false
+			s.mu.Unlock()
+			s.signal()
+			return
+		}
+		s.q.log.Debug("replica not synced before delivery; will retry", "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.q.ctx.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, syncRecheck)
 	}
 }
 

@@ -18,10 +18,14 @@ def handler(event, context):
     sleep_ms = int(event.get("sleep_ms", 0))
     if sleep_ms > 0:
         time.sleep(sleep_ms / 1000.0)
+    end = time.time_ns()
+    # The execution as the function saw it, whether or not its answer
+    # reaches the caller.
+    print("CHAOS-EXEC %s %d %d %s %s" % (nonce, start, end, SANDBOX, MARKER), flush=True)
     return {
         "nonce": nonce,
         "start_unix_nano": start,
-        "end_unix_nano": time.time_ns(),
+        "end_unix_nano": end,
         "sandbox": SANDBOX,
         "marker": MARKER,
     }
