@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,15 +12,15 @@ import (
 	"github.com/stokehq/stoke/chaos/history"
 )
 
-// Kill the Raft leader while clients invoke a function through a follower,
-// beyond its reserved concurrency. The invoke path reads the follower's
-// own replica and admits locally, so it must not notice: every call
-// succeeds or is throttled (429), no result is ever another call's, and
-// the executions the function itself saw never overlap more than the
-// reserved concurrency. Not one of issue 9's list; it checks the
-// data-plane recording, sync and concurrency checkers against the real
-// agent until placement, code replication and async let the list's
-// data-plane scenarios run.
+// Kill the Raft leader while clients invoke a function with reserved
+// concurrency through a follower, asking for more than the reservation.
+// The leader hosts the lease coordinator, and placement may run some of
+// the calls on it. Pass: no result is ever another call's; every call
+// succeeds or is throttled (429) except those in flight when the leader
+// died (they may have been running there: an error answer); the
+// executions the function itself saw never overlap more than the reserved
+// concurrency. How soon the follower serves again is logged, not judged
+// (see the comment at the end). Beyond issue 9's list.
 func init() {
 	register(Scenario{Name: "leader-kill-invoke", Smoke: false, Run: leaderKillInvoke})
 }
@@ -54,7 +55,8 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	if err := kill.Inject(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed leader %s at %.1fs; invoking through %s", leader, env.Rec.Now().Seconds(), front)
+	killedAt := env.Rec.Now()
+	t.Logf("killed leader %s at %.1fs; invoking through %s", leader, killedAt.Seconds(), front)
 	env.Hold(ctx, 8*time.Second)
 	stopLoad()
 	load.Wait()
@@ -70,14 +72,29 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	for _, w := range r.Wrong {
 		s.Failf("wrong result: call %d sent %+v, got %+v", w.ID, w.Input, w.Output)
 	}
-	if other := r.Calls - r.OKs - r.Throttled; other > 0 {
-		s.Failf("%d calls neither succeeded nor were throttled:%s", other, errorCounts(history.Filter(ops, func(op history.Op) bool {
-			return op.Kind == history.Invoke && op.Error != check.ErrThrottled
-		})))
+	inFlightAtKill := func(op history.Op) bool { return op.Call <= killedAt && op.Return >= killedAt }
+	failed := history.Filter(ops, func(op history.Op) bool {
+		return op.Kind == history.Invoke && op.Outcome != history.OK && op.Error != check.ErrThrottled && !inFlightAtKill(op)
+	})
+	if len(failed) > 0 {
+		s.Failf("%d calls not in flight at the kill neither succeeded nor were throttled:%s", len(failed), errorCounts(failed))
 	}
 	if r.OKs == 0 {
 		s.Failf("no invocation succeeded")
 	}
+	// How soon the follower served again: at once when the slice of the
+	// pool was its own (the new coordinator renews a reported slice), after
+	// the new coordinator's grace period (up to LeaseTTL + the function's
+	// MaxRun + LeaderMargin) when the dead leader held the pool's slots, as
+	// it may have been cut off rather than dead, running them still.
+	servedAgain := "not within the run"
+	for _, op := range ops {
+		if op.Kind == history.Invoke && op.Outcome == history.OK && op.Call > killedAt+3*time.Second {
+			servedAgain = fmt.Sprintf("%.1fs after the kill", (op.Return - killedAt).Seconds())
+			break
+		}
+	}
+	t.Logf("first success sent 3 s or more after the kill: %s", servedAgain)
 	peak, at := check.MaxOverlap(check.Executions(ops))
 	if peak > invokeReserved {
 		s.Failf("%d executions overlapped at %d (unix ns); reserved concurrency is %d", peak, at, invokeReserved)

@@ -107,7 +107,10 @@ func ceilingHeadroom(limit int) int { return max(2, limit/10) }
 // that began MaxRun ago), and at most for LeaseTTL + MaxRun +
 // LeaderMargin, it is in a grace period in which it counts the part of
 // that ceiling the nodes heard from do not account for as in use by
-// unknown holders. Everything else under the limits is shared out at
+// unknown holders: against the account, and against each pool at most the
+// pool's limit less what the nodes heard from reported of it (so a
+// reported slice of a small reserved pool is renewed at once; a pool limit
+// lowered just before the leader change drains as any lowered limit does). Everything else under the limits is shared out at
 // once; in a healthy cluster every node renews within a second of a
 // leader change, which ends the grace period.
 //
@@ -273,13 +276,22 @@ func (c *Coordinator) renewLocked(node string, d Demand, now time.Time) Grant {
 	othersA := c.accountChargeLocked(d.Pool, node, now)
 	st := c.accountStateLocked(acct, now)
 	grace := c.inGraceLocked(now, maxRun)
-	unknown := 0
+	unknown, unknownHere := 0, 0
 	if grace {
-		// What the predecessor may have granted to holders not heard from.
+		// What the predecessor may have granted to holders not heard
+		// from: at most its ceiling for the account less what the nodes
+		// heard from reported, and in this pool also at most the pool's
+		// limit less what they reported of it (a node that reports the
+		// slice of a small pool it held keeps it).
 		unknown = max(0, st.pred-c.legacyChargeLocked(acct))
+		reported := 0
+		for _, o := range holders {
+			reported += o.legacyCharge
+		}
+		unknownHere = min(unknown, max(0, limit-reported))
 	}
 	want := min(h.want, c.fairShareLocked(holders, node, limit, now))
-	byLimits := min(limit-others, limitA-othersA) - unknown
+	byLimits := min(limit-others-unknownHere, limitA-othersA-unknown)
 	slots := max(min(want, byLimits, st.effective-othersA-unknown), 0)
 	raising := false
 	if fits := max(min(want, byLimits), 0); fits > slots {
