@@ -42,28 +42,6 @@ func (e *Env) waitDeclared(ctx context.Context, observer, victim *harness.Node, 
 	return e.Rec.Now(), err
 }
 
-// busiest returns the node that ran the most acknowledged invocations
-// among ops, preferring nodes keep accepts; nil when none ran any.
-func busiest(c *harness.Cluster, ops []history.Op, keep func(*harness.Node) bool) *harness.Node {
-	runs := map[string]int{}
-	for _, op := range ops {
-		if op.Kind == history.Invoke && op.Outcome == history.OK {
-			runs[op.Output.(history.InvokeOutput).Node]++
-		}
-	}
-	var best *harness.Node
-	for _, n := range c.Nodes() {
-		if runs[n.ID] == 0 {
-			continue
-		}
-		better := best == nil || (keep(n) && !keep(best)) || (keep(n) == keep(best) && runs[n.ID] > runs[best.ID])
-		if better {
-			best = n
-		}
-	}
-	return best
-}
-
 // invokeCaller is one sequential caller of an invokeLoad.
 type invokeCaller interface {
 	Invoke(ctx context.Context, fn, qualifier, nonce string, sleepMS int) history.Op
