@@ -72,10 +72,10 @@ type rapiServer struct {
 
 func newRAPIServer() *rapiServer {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+rapiPrefix+"/invocation/next", handleNext)
-	mux.HandleFunc("POST "+rapiPrefix+"/invocation/{id}/response", handleResponse)
-	mux.HandleFunc("POST "+rapiPrefix+"/invocation/{id}/error", handleError)
-	mux.HandleFunc("POST "+rapiPrefix+"/init/error", handleInitError)
+	mux.Handle("GET "+rapiPrefix+"/invocation/next", sandboxHandler(handleNext))
+	mux.Handle("POST "+rapiPrefix+"/invocation/{id}/response", sandboxHandler(handleResponse))
+	mux.Handle("POST "+rapiPrefix+"/invocation/{id}/error", sandboxHandler(handleError))
+	mux.Handle("POST "+rapiPrefix+"/init/error", sandboxHandler(handleInitError))
 	return &rapiServer{srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -106,9 +106,19 @@ func (s *rapiServer) close() {
 	s.wg.Wait()
 }
 
-func sandboxFrom(r *http.Request) *sandbox {
-	sb, _ := r.Context().Value(sandboxKey{}).(*sandbox)
-	return sb
+// sandboxHandler hands h the sandbox the request's connection belongs to.
+// Every connection the server accepts comes from a sandboxListener, so a
+// request without one is the agent's bug; it is refused rather than let a
+// handler dereference nil.
+func sandboxHandler(h func(http.ResponseWriter, *http.Request, *sandbox)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sb, _ := r.Context().Value(sandboxKey{}).(*sandbox)
+		if sb == nil {
+			rapiError(w, http.StatusInternalServerError, "Runtime.Unknown", "no sandbox for this connection")
+			return
+		}
+		h(w, r, sb)
+	}
 }
 
 // rapiError answers like Lambda's Runtime API does.
@@ -118,12 +128,7 @@ func rapiError(w http.ResponseWriter, status int, errType, msg string) {
 	_, _ = w.Write(errorBody(errType, msg))
 }
 
-func handleNext(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
-	if sb == nil {
-		rapiError(w, http.StatusInternalServerError, "Runtime.Unknown", "no sandbox for this connection")
-		return
-	}
+func handleNext(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	sb.mu.Lock()
 	switch {
 	case sb.nextWaiting:
@@ -229,8 +234,7 @@ func badRequestID(w http.ResponseWriter, id string) {
 	rapiError(w, http.StatusBadRequest, "InvalidRequestID", "request id "+strconv.Quote(id)+" is not the invocation in progress in this sandbox")
 }
 
-func handleResponse(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
+func handleResponse(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	id := r.PathValue("id")
 	inv := sb.claim(id)
 	if inv == nil {
@@ -257,8 +261,7 @@ func handleResponse(w http.ResponseWriter, r *http.Request) {
 	accepted(w)
 }
 
-func handleError(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
+func handleError(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	id := r.PathValue("id")
 	inv := sb.claim(id)
 	if inv == nil {
@@ -282,8 +285,7 @@ func handleError(w http.ResponseWriter, r *http.Request) {
 	accepted(w)
 }
 
-func handleInitError(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
+func handleInitError(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	body, tooLarge, err := readBounded(r, maxInitErrorBytes)
 	if err != nil {
 		rapiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
