@@ -139,6 +139,12 @@ func handleNext(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 		sb.mu.Unlock()
 		rapiError(w, http.StatusForbidden, "InvalidStateTransition", "invocation "+sb.current.RequestID+" is still running; post its response or error first")
 		return
+	case sb.initErr != nil:
+		// Init already failed. Closing initDone now as well would let the
+		// cold start's select pick either outcome.
+		sb.mu.Unlock()
+		rapiError(w, http.StatusForbidden, "InvalidStateTransition", "Init failed (/init/error was posted); no invocations follow")
+		return
 	}
 	sb.nextWaiting = true
 	if !sb.initSignaled {
