@@ -236,58 +236,42 @@ func readBounded(r *http.Request, limit int64) (body []byte, tooLarge bool, err 
 	return buf.Bytes(), false, nil
 }
 
-func badRequestID(w http.ResponseWriter, id string) {
-	rapiError(w, http.StatusBadRequest, "InvalidRequestID", "request id "+strconv.Quote(id)+" is not the invocation in progress in this sandbox")
-}
-
 func handleResponse(w http.ResponseWriter, r *http.Request, sb *sandbox) {
-	id := r.PathValue("id")
-	inv := sb.claim(id)
-	if inv == nil {
-		badRequestID(w, id)
-		return
-	}
-	body, tooLarge, err := readBounded(r, MaxResponseBytes)
-	if err != nil {
-		sb.unclaim(inv)
-		rapiError(w, http.StatusBadRequest, "InvalidRequest", "reading the response body: "+err.Error())
-		return
-	}
-	if tooLarge {
-		size := r.ContentLength
-		if size <= 0 {
-			size = -1
-		}
-		sb.finish(inv, outcome{payload: tooLargeBody(size), funcErr: FunctionErrorUnhandled, errType: ErrTypeResponseTooLarge})
-		rapiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
-			"Exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseBytes)+" bytes).")
-		return
-	}
-	sb.finish(inv, outcome{payload: body})
-	accepted(w)
+	answer(w, r, sb, "response", func(body []byte) outcome { return outcome{payload: body} })
 }
 
 func handleError(w http.ResponseWriter, r *http.Request, sb *sandbox) {
+	errType := r.Header.Get("Lambda-Runtime-Function-Error-Type")
+	answer(w, r, sb, "error", func(body []byte) outcome {
+		return outcome{payload: functionErrorPayload(body, errType), funcErr: FunctionErrorUnhandled, errType: errTypeOf(body, errType)}
+	})
+}
+
+// answer ends the invocation named in the path with the outcome build makes
+// of the request body or, past MaxResponseBytes, with
+// Function.ResponseSizeTooLarge; what names the body in error messages. A
+// body that cannot be read leaves the invocation open for another attempt.
+func answer(w http.ResponseWriter, r *http.Request, sb *sandbox, what string, build func(body []byte) outcome) {
 	id := r.PathValue("id")
 	inv := sb.claim(id)
 	if inv == nil {
-		badRequestID(w, id)
+		rapiError(w, http.StatusBadRequest, "InvalidRequestID", "request id "+strconv.Quote(id)+" is not the invocation in progress in this sandbox")
 		return
 	}
 	body, tooLarge, err := readBounded(r, MaxResponseBytes)
 	if err != nil {
 		sb.unclaim(inv)
-		rapiError(w, http.StatusBadRequest, "InvalidRequest", "reading the error body: "+err.Error())
+		rapiError(w, http.StatusBadRequest, "InvalidRequest", "reading the "+what+" body: "+err.Error())
 		return
 	}
-	errType := r.Header.Get("Lambda-Runtime-Function-Error-Type")
 	if tooLarge {
+		// ContentLength is -1 when the runtime sent none.
 		sb.finish(inv, outcome{payload: tooLargeBody(r.ContentLength), funcErr: FunctionErrorUnhandled, errType: ErrTypeResponseTooLarge})
 		rapiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
 			"Exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseBytes)+" bytes).")
 		return
 	}
-	sb.finish(inv, outcome{payload: functionErrorPayload(body, errType), funcErr: FunctionErrorUnhandled, errType: errTypeOf(body, errType)})
+	sb.finish(inv, build(body))
 	accepted(w)
 }
 
