@@ -476,7 +476,6 @@ func (p *Pool) execute(sb *sandbox, inv Invocation, cold bool) Result {
 		res.InitDuration = sb.initDur
 	}
 	res.BilledDurationMs = billedMs(dur + res.InitDuration)
-	healthy := status == ""
 	switch status {
 	case "":
 		res.Payload, res.FunctionError = o.payload, o.funcErr
@@ -496,14 +495,10 @@ func (p *Pool) execute(sb *sandbox, inv Invocation, cold bool) Result {
 		sb.logs.platform(ErrTypeExit)
 	}
 	res.MaxMemoryUsedMB = sb.peakMemoryMB()
-	reportStatus := ""
-	if !healthy {
-		reportStatus = status
-	}
 	sb.logs.endInvocation("END RequestId: "+inv.RequestID,
-		reportLine(inv.RequestID, dur, res.BilledDurationMs, sb.fn.MemoryMB, res.MaxMemoryUsedMB, res.InitDuration, reportStatus, o.errType))
+		reportLine(inv.RequestID, dur, res.BilledDurationMs, sb.fn.MemoryMB, res.MaxMemoryUsedMB, res.InitDuration, status, o.errType))
 	res.LogTail = sb.logs.tail()
-	if healthy {
+	if status == "" {
 		p.returnSandbox(sb)
 	} else {
 		p.discard(sb)
