@@ -245,17 +245,10 @@ func (p *Pool) dropKeyIfEmptyLocked(key string) {
 // idle sandboxes (least recently used first, never prewarmed ones) if that
 // makes room. Evicted sandboxes are returned for teardown outside the lock.
 func (p *Pool) tryAcquireLocked(key string, mem int, fresh bool) (lease, []*sandbox, bool) {
-	if ks := p.keys[key]; !fresh && ks != nil && len(ks.idleStack) > 0 {
-		sb := ks.idleStack[len(ks.idleStack)-1]
-		ks.idleStack = ks.idleStack[:len(ks.idleStack)-1]
-		p.idleLRU.Remove(sb.idleElem)
-		sb.idleElem = nil
-		ks.idle--
-		ks.busy++
-		p.nIdle.Add(-1)
-		p.nBusy.Add(1)
-		sb.state = StateBusy
-		return lease{sb: sb}, nil, true
+	if !fresh {
+		if sb := p.takeIdleLocked(key); sb != nil {
+			return lease{sb: sb}, nil, true
+		}
 	}
 	free := p.cfg.MemoryBudgetMB - int(p.memUsed.Load())
 	if free < mem {
@@ -278,6 +271,25 @@ func (p *Pool) tryAcquireLocked(key string, mem int, fresh bool) (lease, []*sand
 		return p.reserveLocked(mem), evict, true
 	}
 	return p.reserveLocked(mem), nil, true
+}
+
+// takeIdleLocked marks the most recently used idle sandbox of key busy and
+// returns it, or returns nil when key has none.
+func (p *Pool) takeIdleLocked(key string) *sandbox {
+	ks := p.keys[key]
+	if ks == nil || len(ks.idleStack) == 0 {
+		return nil
+	}
+	sb := ks.idleStack[len(ks.idleStack)-1]
+	ks.idleStack = ks.idleStack[:len(ks.idleStack)-1]
+	p.idleLRU.Remove(sb.idleElem)
+	sb.idleElem = nil
+	ks.idle--
+	ks.busy++
+	p.nIdle.Add(-1)
+	p.nBusy.Add(1)
+	sb.state = StateBusy
+	return sb
 }
 
 func (p *Pool) reserveLocked(mem int) lease {

@@ -14,11 +14,9 @@ func (p *Pool) acquireWarm(key string) (lease, error) {
 	if p.closed {
 		return lease{}, ErrClosed
 	}
-	if ks := p.keys[key]; ks == nil || len(ks.idleStack) == 0 {
+	sb := p.takeIdleLocked(key)
+	if sb == nil {
 		return lease{}, ErrNoWarmSandbox
 	}
-	// With an idle sandbox of key present, tryAcquireLocked hands it out
-	// and neither reserves memory nor evicts.
-	l, _, _ := p.tryAcquireLocked(key, 0, false)
-	return l, nil
+	return lease{sb: sb}, nil
 }
