@@ -30,11 +30,8 @@ const logFlushLimit = 100 * time.Millisecond
 // If ctx ends while the function runs, Invoke returns ctx.Err() at once;
 // the invocation runs on to its end or deadline and its sandbox is kept.
 func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Result, error) {
-	if err := fn.validate(); err != nil {
-		return Result{}, err
-	}
-	def, _ := lookupRuntime(fn.Runtime)
-	if err := def.check(); err != nil {
+	def, err := fn.validate()
+	if err != nil {
 		return Result{}, err
 	}
 	if inv.RequestID == "" {
@@ -44,7 +41,6 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
 	var l lease
-	var err error
 	if inv.WarmOnly {
 		l, err = p.acquireWarm(fn.Key)
 	} else {
@@ -77,11 +73,8 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 // exempt from the idle timeout and from eviction (provisioned concurrency).
 // Prewarm with n = 0 lifts the exemption.
 func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
-	if err := fn.validate(); err != nil {
-		return err
-	}
-	def, _ := lookupRuntime(fn.Runtime)
-	if err := def.check(); err != nil {
+	def, err := fn.validate()
+	if err != nil {
 		return err
 	}
 	p.mu.Lock()
