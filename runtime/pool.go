@@ -99,12 +99,12 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	}
 	if cfg.Isolation == IsolationNone {
 		p.log.Warn("SANDBOXING DISABLED (--insecure-no-sandbox): function code runs as plain child processes with the agent's user, files and network; use only for local development")
-		return p, nil
-	}
-	if err := p.initIsolation(); err != nil {
+	} else if err := p.initIsolation(); err != nil {
 		p.closeIsolation()
 		return nil, err
 	}
+	p.wg.Add(1)
+	go p.reapIdle()
 	return p, nil
 }
 
@@ -145,8 +145,6 @@ func (p *Pool) initIsolation() error {
 	}
 	p.log.Info("sandbox pool ready", "cgroup_version", p.cgroups.version(), "cgroup", p.cfg.CgroupParent+"/"+p.name,
 		"user_namespace", p.userNS, "cpu_mode", p.cfg.CPUMode, "memory_budget_mb", p.cfg.MemoryBudgetMB)
-	p.wg.Add(1)
-	go p.reapIdle()
 	return nil
 }
 

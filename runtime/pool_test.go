@@ -348,6 +348,21 @@ func TestInsecureMode(t *testing.T) {
 	}
 }
 
+// TestInsecureModeIdleTimeout: keep-alive applies without isolation too.
+func TestInsecureModeIdleTimeout(t *testing.T) {
+	p := newTestPool(t, map[string]string{"go": goFunction(t)}, func(c *PoolConfig) {
+		c.Isolation = IsolationNone
+		c.IdleTimeout = 100 * time.Millisecond
+	})
+	invoke(t, p, goSpec("plain-idle"), map[string]string{})
+	waitFor(t, 10*time.Second, func() error {
+		if s := p.Stats(); s.Idle != 0 || s.MemoryUsedMB != 0 {
+			return fmt.Errorf("still %+v", s)
+		}
+		return nil
+	})
+}
+
 // sandboxProcs lists the host pids in a sandbox's cgroup.
 func sandboxProcs(t *testing.T, p *Pool, id string) []int {
 	t.Helper()
