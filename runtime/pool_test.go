@@ -293,16 +293,21 @@ func TestInvokeContextCancelKeepsSandbox(t *testing.T) {
 	fn := goSpec("cancel")
 	invoke(t, p, fn, map[string]string{})
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	invoked := make(chan error, 1)
 	go func() {
-		waitFor(t, 10*time.Second, func() error {
-			if p.Stats().Busy != 1 {
-				return errors.New("not busy")
-			}
-			return nil
-		})
-		cancel()
+		_, err := p.Invoke(ctx, fn, Invocation{Payload: []byte(`{"op":"sleep","n":300}`)})
+		invoked <- err
 	}()
-	if _, err := p.Invoke(ctx, fn, Invocation{Payload: []byte(`{"op":"sleep","n":300}`)}); !errors.Is(err, context.Canceled) {
+	// waitFor may call t.Fatal, so it runs here, on the test goroutine.
+	waitFor(t, 10*time.Second, func() error {
+		if p.Stats().Busy != 1 {
+			return errors.New("not busy")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-invoked; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Invoke: %v", err)
 	}
 	waitFor(t, 10*time.Second, func() error {
