@@ -60,8 +60,9 @@ func TestConcurrentInvocationsAcrossSandboxes(t *testing.T) {
 	}
 }
 
-// busy starts an invocation that sleeps until the returned func is called
-// (the sleep is long; release cancels nothing, it just waits for the end).
+// startSlow starts an invocation that sleeps for ms milliseconds, waits
+// until the pool reports a busy sandbox, and returns a channel that
+// receives the invocation's Result when it ends.
 func startSlow(t *testing.T, p *Pool, fn FunctionSpec, ms int) <-chan Result {
 	t.Helper()
 	ch := make(chan Result, 1)
