@@ -361,13 +361,7 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 		optDir = layerDirs[len(layerDirs)-1] // no merging without isolation
 	}
 	candidates, args := def.command(codeDir, p.assetsDir, optDir)
-	argv0 := ""
-	for _, c := range candidates {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			argv0 = c
-			break
-		}
-	}
+	argv0 := firstFile(candidates)
 	if argv0 == "" {
 		return p.plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
 	}

@@ -119,13 +119,7 @@ func sandboxInit() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
-	argv0 := ""
-	for _, c := range cfg.Candidates {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			argv0 = c
-			break
-		}
-	}
+	argv0 := firstFile(cfg.Candidates)
 	if argv0 == "" {
 		return fmt.Errorf("no bootstrap found (looked for %s)", strings.Join(cfg.Candidates, ", "))
 	}
@@ -140,6 +134,18 @@ func sandboxInit() error {
 	}
 	err = syscall.Exec(argv0, append([]string{argv0}, cfg.Args...), cfg.Env)
 	return fmt.Errorf("exec %s: %w", argv0, err)
+}
+
+// firstFile returns the first of paths that exists and is not a directory,
+// or "" (how a bootstrap is chosen among its candidates, with and without
+// isolation).
+func firstFile(paths []string) string {
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return ""
 }
 
 // shellReady is the init's answer once its root is built.
