@@ -49,10 +49,25 @@ func MaybeRunSandboxInit() {
 	}
 	goruntime.LockOSThread()
 	err := sandboxInit()
-	msg := "sandbox init: " + err.Error()
+	msg := initPlatformFault + err.Error()
+	if errors.As(err, new(functionFault)) {
+		msg = initFunctionFault + err.Error()
+	}
 	_, _ = unix.Write(initCtrlFD, []byte(msg))
 	os.Exit(127)
 }
+
+// The init's last message, when it cannot exec the bootstrap, starts with
+// one of these: the failure is the function's (its bootstrap is missing or
+// cannot be executed; Init fails with Runtime.InvalidEntrypoint) or the
+// platform's (ErrSandboxStart).
+const (
+	initFunctionFault = "function: "
+	initPlatformFault = "sandbox init: "
+)
+
+// functionFault marks an init error that is the function's fault.
+type functionFault struct{ error }
 
 // rootConfig is the shell step's message.
 type rootConfig struct {
@@ -121,7 +136,7 @@ func sandboxInit() error {
 	}
 	argv0 := firstFile(cfg.Candidates)
 	if argv0 == "" {
-		return fmt.Errorf("no bootstrap found (looked for %s)", strings.Join(cfg.Candidates, ", "))
+		return functionFault{fmt.Errorf("no bootstrap found (looked for %s)", strings.Join(cfg.Candidates, ", "))}
 	}
 	if err := dropPrivileges(cfg); err != nil {
 		return err
@@ -133,7 +148,7 @@ func sandboxInit() error {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	err = syscall.Exec(argv0, append([]string{argv0}, cfg.Args...), cfg.Env)
-	return fmt.Errorf("exec %s: %w", argv0, err)
+	return functionFault{fmt.Errorf("exec %s: %w", argv0, err)}
 }
 
 // firstFile returns the first of paths that exists and is not a directory,
