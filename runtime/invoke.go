@@ -185,8 +185,7 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 		return fail(ErrClosed)
 	}
 	p.sandboxes[sb] = struct{}{}
-	p.keyLocked(fn.Key).initializing++
-	p.nInit.Add(1)
+	p.countLocked(p.keyLocked(fn.Key), StateInitializing, 1)
 	registered = true
 	p.mu.Unlock()
 	p.wg.Add(1)
@@ -235,12 +234,7 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 	if failBody == nil {
 		p.mu.Lock()
 		if !sb.removed {
-			sb.state = StateBusy
-			ks := p.keyLocked(fn.Key)
-			ks.initializing--
-			ks.busy++
-			p.nInit.Add(-1)
-			p.nBusy.Add(1)
+			p.setStateLocked(sb, StateBusy)
 		}
 		p.mu.Unlock()
 		return sb, nil, nil

@@ -282,12 +282,34 @@ func (p *Pool) takeIdleLocked(key string) *sandbox {
 	ks.idleStack = ks.idleStack[:len(ks.idleStack)-1]
 	p.idleLRU.Remove(sb.idleElem)
 	sb.idleElem = nil
-	ks.idle--
-	ks.busy++
-	p.nIdle.Add(-1)
-	p.nBusy.Add(1)
-	sb.state = StateBusy
+	p.setStateLocked(sb, StateBusy)
 	return sb
+}
+
+// countLocked adds d to the per-Key and the total counts of sandboxes in
+// state s.
+func (p *Pool) countLocked(ks *keyState, s SandboxState, d int) {
+	switch s {
+	case StateInitializing:
+		ks.initializing += d
+		p.nInit.Add(int64(d))
+	case StateIdle:
+		ks.idle += d
+		p.nIdle.Add(int64(d))
+	case StateBusy:
+		ks.busy += d
+		p.nBusy.Add(int64(d))
+	}
+}
+
+// setStateLocked moves a registered sandbox to state to, keeping the counts
+// in step, and returns its Key's state.
+func (p *Pool) setStateLocked(sb *sandbox, to SandboxState) *keyState {
+	ks := p.keyLocked(sb.fn.Key)
+	p.countLocked(ks, sb.state, -1)
+	p.countLocked(ks, to, 1)
+	sb.state = to
+	return ks
 }
 
 func (p *Pool) reserveLocked(mem int) lease {
@@ -302,13 +324,8 @@ func (p *Pool) removeLocked(sb *sandbox) bool {
 	}
 	sb.removed = true
 	ks := p.keyLocked(sb.fn.Key)
-	switch sb.state {
-	case StateInitializing:
-		ks.initializing--
-		p.nInit.Add(-1)
-	case StateIdle:
-		ks.idle--
-		p.nIdle.Add(-1)
+	p.countLocked(ks, sb.state, -1)
+	if sb.state == StateIdle {
 		for i, s := range ks.idleStack {
 			if s == sb {
 				ks.idleStack = append(ks.idleStack[:i], ks.idleStack[i+1:]...)
@@ -319,9 +336,6 @@ func (p *Pool) removeLocked(sb *sandbox) bool {
 			p.idleLRU.Remove(sb.idleElem)
 			sb.idleElem = nil
 		}
-	case StateBusy:
-		ks.busy--
-		p.nBusy.Add(-1)
 	}
 	p.memUsed.Add(-int64(sb.fn.MemoryMB))
 	delete(p.sandboxes, sb)
@@ -442,19 +456,8 @@ func (p *Pool) returnSandbox(sb *sandbox) {
 		p.discard(sb)
 		return
 	}
-	ks := p.keyLocked(sb.fn.Key)
-	switch sb.state {
-	case StateBusy:
-		ks.busy--
-		p.nBusy.Add(-1)
-	case StateInitializing:
-		ks.initializing--
-		p.nInit.Add(-1)
-	}
-	sb.state = StateIdle
+	ks := p.setStateLocked(sb, StateIdle)
 	sb.lastUsed = time.Now()
-	ks.idle++
-	p.nIdle.Add(1)
 	ks.idleStack = append(ks.idleStack, sb)
 	sb.idleElem = p.idleLRU.PushFront(sb)
 	evicted := p.serveQueueLocked()
