@@ -23,6 +23,10 @@ const (
 	NofileLimit = 1024
 	// LogTailBytes is how much of an invocation's log Result.LogTail keeps.
 	LogTailBytes = 4096
+	// MaxLayers bounds FunctionSpec.LayerIDs, as Lambda does. The trees
+	// reach the sandbox init as descriptors in one control message, which
+	// has room for a bounded number.
+	MaxLayers = 5
 )
 
 // FunctionSpec is everything the pool needs to know about one function
@@ -98,6 +102,8 @@ func (f FunctionSpec) validate() (runtimeDef, error) {
 		return runtimeDef{}, fmt.Errorf("%w: Timeout %v outside 1s..900s", ErrInvalidFunction, f.Timeout)
 	case f.CodeID == "":
 		return runtimeDef{}, fmt.Errorf("%w: empty CodeID", ErrInvalidFunction)
+	case len(f.LayerIDs) > MaxLayers:
+		return runtimeDef{}, fmt.Errorf("%w: %d layers, at most %d", ErrInvalidFunction, len(f.LayerIDs), MaxLayers)
 	}
 	def, ok := lookupRuntime(f.Runtime)
 	if !ok {
