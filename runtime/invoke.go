@@ -357,7 +357,7 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 	candidates, args := def.command(codeDir, p.assetsDir, optDir)
 	argv0 := firstFile(candidates)
 	if argv0 == "" {
-		return p.plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
+		return plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
 	}
 	cmd := &exec.Cmd{
 		Path:        argv0,
@@ -370,25 +370,18 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 	}
 	p.rapi.serve(sb, ln)
 	if err := cmd.Start(); err != nil {
-		return p.plainFailed(sb, fmt.Errorf("%w: exec %s: %w", errFunctionStart, argv0, err))
+		return plainFailed(sb, fmt.Errorf("%w: exec %s: %w", errFunctionStart, argv0, err))
 	}
 	sb.proc = startWaiter(cmd, true)
 	return nil
 }
 
-// plainFailed gives a plain sandbox whose bootstrap could not start an
-// already-exited process, so the common Init-failure path can handle it.
-func (p *Pool) plainFailed(sb *sandbox, err error) error {
-	cmd := exec.Command("/bin/false")
-	if cmd.Start() == nil {
-		sb.proc = startWaiter(cmd, false)
-	} else {
-		sb.proc = &sandboxProcess{exited: make(chan struct{})}
-		close(sb.proc.exited)
-	}
-	if sb.ln != nil && sb.logs != nil {
-		p.rapi.serve(sb, sb.ln)
-	}
+// plainFailed gives a plain sandbox whose bootstrap could not start a
+// process that has already exited, so the common Init-failure path can
+// handle it (that path words the error from err, not from the exit).
+func plainFailed(sb *sandbox, err error) error {
+	sb.proc = &sandboxProcess{exited: make(chan struct{})}
+	close(sb.proc.exited)
 	return err
 }
 

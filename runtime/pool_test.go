@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -367,6 +368,25 @@ func TestInsecureModeIdleTimeout(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestInsecureModeMissingBootstrap: without isolation too, a provided
+// function without a bootstrap fails its Init with InvalidEntrypoint and
+// leaves no sandbox behind.
+func TestInsecureModeMissingBootstrap(t *testing.T) {
+	p := newTestPool(t, map[string]string{"empty": codeDir(t, map[string]string{"README": "no bootstrap here"})},
+		func(c *PoolConfig) { c.Isolation = IsolationNone })
+	fn := goSpec("plain-empty")
+	fn.CodeID = "empty"
+	res := invoke(t, p, fn, map[string]string{})
+	var e struct{ ErrorType, ErrorMessage string }
+	_ = json.Unmarshal(res.Payload, &e)
+	if res.FunctionError != "Unhandled" || e.ErrorType != "Runtime.InvalidEntrypoint" || !strings.Contains(e.ErrorMessage, "no bootstrap found") {
+		t.Errorf("got %q %s", res.FunctionError, res.Payload)
+	}
+	if s := p.Stats(); s.Initializing+s.Idle+s.Busy != 0 || s.MemoryUsedMB != 0 {
+		t.Errorf("a sandbox of the failed Init is still counted: %+v", s)
+	}
 }
 
 // sandboxProcs lists the host pids in a sandbox's cgroup.
