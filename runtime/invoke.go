@@ -207,16 +207,12 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 		select {
 		case <-sb.initDone:
 		case <-sb.initFailed:
-			sb.mu.Lock()
-			failBody, errType = sb.initErr, sb.initErrType
-			sb.mu.Unlock()
+			failBody, errType = sb.initFailure()
 		case <-sb.exited():
 			// The runtime may have posted /init/error just before exiting.
 			select {
 			case <-sb.initFailed:
-				sb.mu.Lock()
-				failBody, errType = sb.initErr, sb.initErrType
-				sb.mu.Unlock()
+				failBody, errType = sb.initFailure()
 			default:
 				errType = ErrTypeExit
 				failBody = exitBody(rid, sb.proc.exitDescription())

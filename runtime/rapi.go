@@ -298,6 +298,14 @@ func handleInitError(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	accepted(w)
 }
 
+// initFailure returns what the runtime reported through /init/error
+// (valid once initFailed is closed).
+func (sb *sandbox) initFailure() (body []byte, errType string) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.initErr, sb.initErrType
+}
+
 func accepted(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
