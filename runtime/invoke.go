@@ -105,7 +105,9 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 		if failed != nil {
 			return fmt.Errorf("prewarm %s: init failed: %s", fn.FunctionName, failed.Payload)
 		}
-		sb.prewarmed = true
+		p.mu.Lock()
+		sb.prewarmed = true // a pool field: guarded by p.mu like the others
+		p.mu.Unlock()
 		p.returnSandbox(sb)
 	}
 	return nil
