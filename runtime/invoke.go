@@ -23,9 +23,9 @@ const logFlushLimit = 100 * time.Millisecond
 // there is one, else on a new sandbox (a cold start) if the memory budget
 // allows (evicting idle sandboxes if needed), else after waiting in the
 // queue. Function failures are returned as a Result with FunctionError set;
-// errors are the platform's: ErrSaturated, ErrQueueFull, ErrQueueTimeout,
-// ErrClosed, ErrUnsupportedRuntime, ErrInvalidFunction, ErrCode,
-// ErrSandboxStart, or ctx's error.
+// errors are the platform's: ErrSaturated, ErrNoWarmSandbox (WarmOnly),
+// ErrQueueFull, ErrQueueTimeout, ErrClosed, ErrUnsupportedRuntime,
+// ErrInvalidFunction, ErrCode, ErrSandboxStart, or ctx's error.
 //
 // If ctx ends while the function runs, Invoke returns ctx.Err() at once;
 // the invocation runs on to its end or deadline and its sandbox is kept.

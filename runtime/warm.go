@@ -1,11 +1,5 @@
 package runtime
 
-import "errors"
-
-// ErrNoWarmSandbox: the invocation asked for a warm sandbox only
-// (Invocation.WarmOnly) and no idle sandbox of its Key was free.
-var ErrNoWarmSandbox = errors.New("runtime: no idle warm sandbox")
-
 // acquireWarm takes an idle sandbox of key, or fails with ErrNoWarmSandbox.
 // It never reserves memory, evicts or waits.
 func (p *Pool) acquireWarm(key string) (lease, error) {
