@@ -100,29 +100,19 @@ func (m *cgroupV1) create(name string) (sandboxCgroup, error) {
 	return &sandboxCgroupV1{cg: cg, mgr: m, path: filepath.Join(m.base, name)}, nil
 }
 
+// cleanLeftovers counts a sandbox once although it has a cgroup in each
+// controller's hierarchy.
 func (m *cgroupV1) cleanLeftovers() (int, error) {
-	removed := 0
+	sandboxes := make(map[string]bool)
 	var errs []error
 	for _, c := range v1Controllers {
-		dir := filepath.Join(cgroupRoot, string(c), m.base)
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			continue
+		removed, err := removeChildCgroups(filepath.Join(cgroupRoot, string(c), m.base), killCgroupProcs)
+		for _, name := range removed {
+			sandboxes[name] = true
 		}
-		for _, e := range ents {
-			if !e.IsDir() {
-				continue
-			}
-			p := filepath.Join(dir, e.Name())
-			killCgroupProcs(p)
-			if err := rmdirRetry(p); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed++
-		}
+		errs = append(errs, err)
 	}
-	return removed, errors.Join(errs...)
+	return len(sandboxes), errors.Join(errs...)
 }
 
 func (m *cgroupV1) close() error {
@@ -223,28 +213,12 @@ func (m *cgroupV2) create(name string) (sandboxCgroup, error) {
 }
 
 func (m *cgroupV2) cleanLeftovers() (int, error) {
-	dir := filepath.Join(cgroupRoot, m.base)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0, nil
-	}
-	removed := 0
-	var errs []error
-	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
+	removed, err := removeChildCgroups(filepath.Join(cgroupRoot, m.base), func(p string) {
 		if os.WriteFile(filepath.Join(p, "cgroup.kill"), []byte("1"), 0) != nil {
 			killCgroupProcs(p)
 		}
-		if err := rmdirRetry(p); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed++
-	}
-	return removed, errors.Join(errs...)
+	})
+	return len(removed), err
 }
 
 func (m *cgroupV2) close() error {
@@ -299,6 +273,30 @@ func (s *sandboxCgroupV2) destroy() error {
 }
 
 // ---- helpers ----
+
+// removeChildCgroups kills the processes of every cgroup directly under dir
+// (with kill) and removes it, returning the names it removed. A missing dir
+// has nothing to remove.
+func removeChildCgroups(dir string, kill func(cgroupDir string)) (removed []string, err error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil
+	}
+	var errs []error
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		kill(p)
+		if err := rmdirRetry(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
 
 // killCgroupProcs SIGKILLs every process listed in dir/cgroup.procs. A
 // sandbox's processes share one pid namespace, so killing its init is

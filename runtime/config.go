@@ -166,7 +166,8 @@ func DefaultPoolConfig() PoolConfig {
 	}
 }
 
-// Validate reports the first thing wrong with the configuration.
+// Validate reports everything wrong with the configuration, one line per
+// problem, wrapped in ErrInvalidConfig.
 func (c PoolConfig) Validate() error {
 	var errs []error
 	if c.MemoryBudgetMB < 128 {

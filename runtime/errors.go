@@ -15,6 +15,9 @@ var (
 	ErrSaturated = errors.New("runtime: node saturated")
 	// ErrQueueFull: the wait queue already holds MaxQueue invocations.
 	ErrQueueFull = errors.New("runtime: invocation queue full")
+	// ErrNoWarmSandbox: the invocation asked for a warm sandbox only
+	// (Invocation.WarmOnly) and no idle sandbox of its Key was free.
+	ErrNoWarmSandbox = errors.New("runtime: no idle warm sandbox")
 	// ErrQueueTimeout: the invocation waited QueueTimeout for a sandbox.
 	ErrQueueTimeout = errors.New("runtime: timed out waiting for a sandbox")
 	// ErrSandboxUnsupported: full isolation is impossible on this machine

@@ -23,18 +23,15 @@ const logFlushLimit = 100 * time.Millisecond
 // there is one, else on a new sandbox (a cold start) if the memory budget
 // allows (evicting idle sandboxes if needed), else after waiting in the
 // queue. Function failures are returned as a Result with FunctionError set;
-// errors are the platform's: ErrSaturated, ErrQueueFull, ErrQueueTimeout,
-// ErrClosed, ErrUnsupportedRuntime, ErrInvalidFunction, ErrCode,
-// ErrSandboxStart, or ctx's error.
+// errors are the platform's: ErrSaturated, ErrNoWarmSandbox (WarmOnly),
+// ErrQueueFull, ErrQueueTimeout, ErrClosed, ErrUnsupportedRuntime,
+// ErrInvalidFunction, ErrCode, ErrSandboxStart, or ctx's error.
 //
 // If ctx ends while the function runs, Invoke returns ctx.Err() at once;
 // the invocation runs on to its end or deadline and its sandbox is kept.
 func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Result, error) {
-	if err := fn.validate(); err != nil {
-		return Result{}, err
-	}
-	def, _ := lookupRuntime(fn.Runtime)
-	if err := def.check(); err != nil {
+	def, err := fn.validate()
+	if err != nil {
 		return Result{}, err
 	}
 	if inv.RequestID == "" {
@@ -44,7 +41,6 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
 	var l lease
-	var err error
 	if inv.WarmOnly {
 		l, err = p.acquireWarm(fn.Key)
 	} else {
@@ -77,11 +73,8 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 // exempt from the idle timeout and from eviction (provisioned concurrency).
 // Prewarm with n = 0 lifts the exemption.
 func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
-	if err := fn.validate(); err != nil {
-		return err
-	}
-	def, _ := lookupRuntime(fn.Runtime)
-	if err := def.check(); err != nil {
+	def, err := fn.validate()
+	if err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -112,7 +105,9 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 		if failed != nil {
 			return fmt.Errorf("prewarm %s: init failed: %s", fn.FunctionName, failed.Payload)
 		}
-		sb.prewarmed = true
+		p.mu.Lock()
+		sb.prewarmed = true // a pool field: guarded by p.mu like the others
+		p.mu.Unlock()
 		p.returnSandbox(sb)
 	}
 	return nil
@@ -192,8 +187,7 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 		return fail(ErrClosed)
 	}
 	p.sandboxes[sb] = struct{}{}
-	p.keyLocked(fn.Key).initializing++
-	p.nInit.Add(1)
+	p.countLocked(p.keyLocked(fn.Key), StateInitializing, 1)
 	registered = true
 	p.mu.Unlock()
 	p.wg.Add(1)
@@ -215,16 +209,12 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 		select {
 		case <-sb.initDone:
 		case <-sb.initFailed:
-			sb.mu.Lock()
-			failBody, errType = sb.initErr, sb.initErrType
-			sb.mu.Unlock()
+			failBody, errType = sb.initFailure()
 		case <-sb.exited():
 			// The runtime may have posted /init/error just before exiting.
 			select {
 			case <-sb.initFailed:
-				sb.mu.Lock()
-				failBody, errType = sb.initErr, sb.initErrType
-				sb.mu.Unlock()
+				failBody, errType = sb.initFailure()
 			default:
 				errType = ErrTypeExit
 				failBody = exitBody(rid, sb.proc.exitDescription())
@@ -242,12 +232,7 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 	if failBody == nil {
 		p.mu.Lock()
 		if !sb.removed {
-			sb.state = StateBusy
-			ks := p.keyLocked(fn.Key)
-			ks.initializing--
-			ks.busy++
-			p.nInit.Add(-1)
-			p.nBusy.Add(1)
+			p.setStateLocked(sb, StateBusy)
 		}
 		p.mu.Unlock()
 		return sb, nil, nil
@@ -368,15 +353,9 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 		optDir = layerDirs[len(layerDirs)-1] // no merging without isolation
 	}
 	candidates, args := def.command(codeDir, p.assetsDir, optDir)
-	argv0 := ""
-	for _, c := range candidates {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			argv0 = c
-			break
-		}
-	}
+	argv0 := firstFile(candidates)
 	if argv0 == "" {
-		return p.plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
+		return plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
 	}
 	cmd := &exec.Cmd{
 		Path:        argv0,
@@ -389,25 +368,18 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 	}
 	p.rapi.serve(sb, ln)
 	if err := cmd.Start(); err != nil {
-		return p.plainFailed(sb, fmt.Errorf("%w: exec %s: %w", errFunctionStart, argv0, err))
+		return plainFailed(sb, fmt.Errorf("%w: exec %s: %w", errFunctionStart, argv0, err))
 	}
 	sb.proc = startWaiter(cmd, true)
 	return nil
 }
 
-// plainFailed gives a plain sandbox whose bootstrap could not start an
-// already-exited process, so the common Init-failure path can handle it.
-func (p *Pool) plainFailed(sb *sandbox, err error) error {
-	cmd := exec.Command("/bin/false")
-	if cmd.Start() == nil {
-		sb.proc = startWaiter(cmd, false)
-	} else {
-		sb.proc = &sandboxProcess{exited: make(chan struct{})}
-		close(sb.proc.exited)
-	}
-	if sb.ln != nil && sb.logs != nil {
-		p.rapi.serve(sb, sb.ln)
-	}
+// plainFailed gives a plain sandbox whose bootstrap could not start a
+// process that has already exited, so the common Init-failure path can
+// handle it (that path words the error from err, not from the exit).
+func plainFailed(sb *sandbox, err error) error {
+	sb.proc = &sandboxProcess{exited: make(chan struct{})}
+	close(sb.proc.exited)
 	return err
 }
 
@@ -476,7 +448,6 @@ func (p *Pool) execute(sb *sandbox, inv Invocation, cold bool) Result {
 		res.InitDuration = sb.initDur
 	}
 	res.BilledDurationMs = billedMs(dur + res.InitDuration)
-	healthy := status == ""
 	switch status {
 	case "":
 		res.Payload, res.FunctionError = o.payload, o.funcErr
@@ -496,14 +467,10 @@ func (p *Pool) execute(sb *sandbox, inv Invocation, cold bool) Result {
 		sb.logs.platform(ErrTypeExit)
 	}
 	res.MaxMemoryUsedMB = sb.peakMemoryMB()
-	reportStatus := ""
-	if !healthy {
-		reportStatus = status
-	}
 	sb.logs.endInvocation("END RequestId: "+inv.RequestID,
-		reportLine(inv.RequestID, dur, res.BilledDurationMs, sb.fn.MemoryMB, res.MaxMemoryUsedMB, res.InitDuration, reportStatus, o.errType))
+		reportLine(inv.RequestID, dur, res.BilledDurationMs, sb.fn.MemoryMB, res.MaxMemoryUsedMB, res.InitDuration, status, o.errType))
 	res.LogTail = sb.logs.tail()
-	if healthy {
+	if status == "" {
 		p.returnSandbox(sb)
 	} else {
 		p.discard(sb)

@@ -235,13 +235,10 @@ func (ls *logStream) writePending() {
 }
 
 func (ls *logStream) recordLocked(msg string) {
-	var b strings.Builder
-	b.Grow(len(logTimeLayout) + len(msg) + 2)
-	b.WriteString(time.Now().UTC().Format(logTimeLayout))
-	b.WriteByte('\t')
-	b.WriteString(msg)
-	b.WriteByte('\n')
-	ls.pending = append(ls.pending, b.String()...)
+	ls.pending = time.Now().UTC().AppendFormat(ls.pending, logTimeLayout)
+	ls.pending = append(ls.pending, '\t')
+	ls.pending = append(ls.pending, msg...)
+	ls.pending = append(ls.pending, '\n')
 	if len(ls.pending) >= 32<<10 {
 		ls.writeLocked()
 	}

@@ -99,12 +99,12 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	}
 	if cfg.Isolation == IsolationNone {
 		p.log.Warn("SANDBOXING DISABLED (--insecure-no-sandbox): function code runs as plain child processes with the agent's user, files and network; use only for local development")
-		return p, nil
-	}
-	if err := p.initIsolation(); err != nil {
+	} else if err := p.initIsolation(); err != nil {
 		p.closeIsolation()
 		return nil, err
 	}
+	p.wg.Add(1)
+	go p.reapIdle()
 	return p, nil
 }
 
@@ -145,8 +145,6 @@ func (p *Pool) initIsolation() error {
 	}
 	p.log.Info("sandbox pool ready", "cgroup_version", p.cgroups.version(), "cgroup", p.cfg.CgroupParent+"/"+p.name,
 		"user_namespace", p.userNS, "cpu_mode", p.cfg.CPUMode, "memory_budget_mb", p.cfg.MemoryBudgetMB)
-	p.wg.Add(1)
-	go p.reapIdle()
 	return nil
 }
 
@@ -245,17 +243,10 @@ func (p *Pool) dropKeyIfEmptyLocked(key string) {
 // idle sandboxes (least recently used first, never prewarmed ones) if that
 // makes room. Evicted sandboxes are returned for teardown outside the lock.
 func (p *Pool) tryAcquireLocked(key string, mem int, fresh bool) (lease, []*sandbox, bool) {
-	if ks := p.keys[key]; !fresh && ks != nil && len(ks.idleStack) > 0 {
-		sb := ks.idleStack[len(ks.idleStack)-1]
-		ks.idleStack = ks.idleStack[:len(ks.idleStack)-1]
-		p.idleLRU.Remove(sb.idleElem)
-		sb.idleElem = nil
-		ks.idle--
-		ks.busy++
-		p.nIdle.Add(-1)
-		p.nBusy.Add(1)
-		sb.state = StateBusy
-		return lease{sb: sb}, nil, true
+	if !fresh {
+		if sb := p.takeIdleLocked(key); sb != nil {
+			return lease{sb: sb}, nil, true
+		}
 	}
 	free := p.cfg.MemoryBudgetMB - int(p.memUsed.Load())
 	if free < mem {
@@ -280,6 +271,47 @@ func (p *Pool) tryAcquireLocked(key string, mem int, fresh bool) (lease, []*sand
 	return p.reserveLocked(mem), nil, true
 }
 
+// takeIdleLocked marks the most recently used idle sandbox of key busy and
+// returns it, or returns nil when key has none.
+func (p *Pool) takeIdleLocked(key string) *sandbox {
+	ks := p.keys[key]
+	if ks == nil || len(ks.idleStack) == 0 {
+		return nil
+	}
+	sb := ks.idleStack[len(ks.idleStack)-1]
+	ks.idleStack = ks.idleStack[:len(ks.idleStack)-1]
+	p.idleLRU.Remove(sb.idleElem)
+	sb.idleElem = nil
+	p.setStateLocked(sb, StateBusy)
+	return sb
+}
+
+// countLocked adds d to the per-Key and the total counts of sandboxes in
+// state s.
+func (p *Pool) countLocked(ks *keyState, s SandboxState, d int) {
+	switch s {
+	case StateInitializing:
+		ks.initializing += d
+		p.nInit.Add(int64(d))
+	case StateIdle:
+		ks.idle += d
+		p.nIdle.Add(int64(d))
+	case StateBusy:
+		ks.busy += d
+		p.nBusy.Add(int64(d))
+	}
+}
+
+// setStateLocked moves a registered sandbox to state to, keeping the counts
+// in step, and returns its Key's state.
+func (p *Pool) setStateLocked(sb *sandbox, to SandboxState) *keyState {
+	ks := p.keyLocked(sb.fn.Key)
+	p.countLocked(ks, sb.state, -1)
+	p.countLocked(ks, to, 1)
+	sb.state = to
+	return ks
+}
+
 func (p *Pool) reserveLocked(mem int) lease {
 	p.memUsed.Add(int64(mem))
 	return lease{memMB: mem}
@@ -292,13 +324,8 @@ func (p *Pool) removeLocked(sb *sandbox) bool {
 	}
 	sb.removed = true
 	ks := p.keyLocked(sb.fn.Key)
-	switch sb.state {
-	case StateInitializing:
-		ks.initializing--
-		p.nInit.Add(-1)
-	case StateIdle:
-		ks.idle--
-		p.nIdle.Add(-1)
+	p.countLocked(ks, sb.state, -1)
+	if sb.state == StateIdle {
 		for i, s := range ks.idleStack {
 			if s == sb {
 				ks.idleStack = append(ks.idleStack[:i], ks.idleStack[i+1:]...)
@@ -309,9 +336,6 @@ func (p *Pool) removeLocked(sb *sandbox) bool {
 			p.idleLRU.Remove(sb.idleElem)
 			sb.idleElem = nil
 		}
-	case StateBusy:
-		ks.busy--
-		p.nBusy.Add(-1)
 	}
 	p.memUsed.Add(-int64(sb.fn.MemoryMB))
 	delete(p.sandboxes, sb)
@@ -432,19 +456,8 @@ func (p *Pool) returnSandbox(sb *sandbox) {
 		p.discard(sb)
 		return
 	}
-	ks := p.keyLocked(sb.fn.Key)
-	switch sb.state {
-	case StateBusy:
-		ks.busy--
-		p.nBusy.Add(-1)
-	case StateInitializing:
-		ks.initializing--
-		p.nInit.Add(-1)
-	}
-	sb.state = StateIdle
+	ks := p.setStateLocked(sb, StateIdle)
 	sb.lastUsed = time.Now()
-	ks.idle++
-	p.nIdle.Add(1)
 	ks.idleStack = append(ks.idleStack, sb)
 	sb.idleElem = p.idleLRU.PushFront(sb)
 	evicted := p.serveQueueLocked()

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,8 +61,9 @@ func TestConcurrentInvocationsAcrossSandboxes(t *testing.T) {
 	}
 }
 
-// busy starts an invocation that sleeps until the returned func is called
-// (the sleep is long; release cancels nothing, it just waits for the end).
+// startSlow starts an invocation that sleeps for ms milliseconds, waits
+// until the pool reports a busy sandbox, and returns a channel that
+// receives the invocation's Result when it ends.
 func startSlow(t *testing.T, p *Pool, fn FunctionSpec, ms int) <-chan Result {
 	t.Helper()
 	ch := make(chan Result, 1)
@@ -293,16 +295,21 @@ func TestInvokeContextCancelKeepsSandbox(t *testing.T) {
 	fn := goSpec("cancel")
 	invoke(t, p, fn, map[string]string{})
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	invoked := make(chan error, 1)
 	go func() {
-		waitFor(t, 10*time.Second, func() error {
-			if p.Stats().Busy != 1 {
-				return errors.New("not busy")
-			}
-			return nil
-		})
-		cancel()
+		_, err := p.Invoke(ctx, fn, Invocation{Payload: []byte(`{"op":"sleep","n":300}`)})
+		invoked <- err
 	}()
-	if _, err := p.Invoke(ctx, fn, Invocation{Payload: []byte(`{"op":"sleep","n":300}`)}); !errors.Is(err, context.Canceled) {
+	// waitFor may call t.Fatal, so it runs here, on the test goroutine.
+	waitFor(t, 10*time.Second, func() error {
+		if p.Stats().Busy != 1 {
+			return errors.New("not busy")
+		}
+		return nil
+	})
+	cancel()
+	if err := <-invoked; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled Invoke: %v", err)
 	}
 	waitFor(t, 10*time.Second, func() error {
@@ -345,6 +352,40 @@ func TestInsecureMode(t *testing.T) {
 	}
 	if s := p.Stats(); s.Isolation != IsolationNone || s.ReadyShells != 0 {
 		t.Errorf("stats: %+v", s)
+	}
+}
+
+// TestInsecureModeIdleTimeout: keep-alive applies without isolation too.
+func TestInsecureModeIdleTimeout(t *testing.T) {
+	p := newTestPool(t, map[string]string{"go": goFunction(t)}, func(c *PoolConfig) {
+		c.Isolation = IsolationNone
+		c.IdleTimeout = 100 * time.Millisecond
+	})
+	invoke(t, p, goSpec("plain-idle"), map[string]string{})
+	waitFor(t, 10*time.Second, func() error {
+		if s := p.Stats(); s.Idle != 0 || s.MemoryUsedMB != 0 {
+			return fmt.Errorf("still %+v", s)
+		}
+		return nil
+	})
+}
+
+// TestInsecureModeMissingBootstrap: without isolation too, a provided
+// function without a bootstrap fails its Init with InvalidEntrypoint and
+// leaves no sandbox behind.
+func TestInsecureModeMissingBootstrap(t *testing.T) {
+	p := newTestPool(t, map[string]string{"empty": codeDir(t, map[string]string{"README": "no bootstrap here"})},
+		func(c *PoolConfig) { c.Isolation = IsolationNone })
+	fn := goSpec("plain-empty")
+	fn.CodeID = "empty"
+	res := invoke(t, p, fn, map[string]string{})
+	var e struct{ ErrorType, ErrorMessage string }
+	_ = json.Unmarshal(res.Payload, &e)
+	if res.FunctionError != "Unhandled" || e.ErrorType != "Runtime.InvalidEntrypoint" || !strings.Contains(e.ErrorMessage, "no bootstrap found") {
+		t.Errorf("got %q %s", res.FunctionError, res.Payload)
+	}
+	if s := p.Stats(); s.Initializing+s.Idle+s.Busy != 0 || s.MemoryUsedMB != 0 {
+		t.Errorf("a sandbox of the failed Init is still counted: %+v", s)
 	}
 }
 

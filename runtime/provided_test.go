@@ -218,7 +218,7 @@ func TestProvidedLogs(t *testing.T) {
 		t.Errorf("warm tail:\n%s", warm.LogTail)
 	}
 	// The stream file on disk holds both invocations, timestamped.
-	path, _ := logStreamPath(logDir, fn, res.SandboxID, time.Now())
+	path := logFileOf(t, logDir, fn, res.SandboxID)
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +240,7 @@ func TestProvidedOutputFloodIsCapped(t *testing.T) {
 	if !strings.Contains(string(res.LogTail), "further output is dropped") || len(res.LogTail) > LogTailBytes {
 		t.Errorf("tail (%d bytes) lacks the truncation notice", len(res.LogTail))
 	}
-	path, _ := logStreamPath(logDir, fn, res.SandboxID, time.Now())
+	path := logFileOf(t, logDir, fn, res.SandboxID)
 	st, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -252,4 +252,24 @@ func TestProvidedOutputFloodIsCapped(t *testing.T) {
 	if got := decode[map[string]string](t, invoke(t, p, fn, map[string]string{"op": "echo", "value": "ok"})); got["value"] != "ok" {
 		t.Errorf("after flood: %v", got)
 	}
+}
+
+// logFileOf finds the stream file of a sandbox. The date in its path is the
+// sandbox's creation day, which is not today's when a test runs across
+// midnight UTC, so the day is matched rather than computed.
+func logFileOf(t *testing.T, logDir string, fn FunctionSpec, sandboxID string) string {
+	t.Helper()
+	_, name := logStreamPath(logDir, fn, sandboxID, time.Time{})
+	base := filepath.Base(name) // "[version]id"; brackets are glob syntax
+	days, err := filepath.Glob(filepath.Join(logDir, fn.AccountID, fn.FunctionName, "*", "*", "*"))
+	var matches []string
+	for _, day := range days {
+		if _, err := os.Stat(filepath.Join(day, base)); err == nil {
+			matches = append(matches, filepath.Join(day, base))
+		}
+	}
+	if err != nil || len(matches) != 1 {
+		t.Fatalf("log stream of sandbox %s: %v %v", sandboxID, matches, err)
+	}
+	return matches[0]
 }

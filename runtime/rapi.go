@@ -72,10 +72,10 @@ type rapiServer struct {
 
 func newRAPIServer() *rapiServer {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+rapiPrefix+"/invocation/next", handleNext)
-	mux.HandleFunc("POST "+rapiPrefix+"/invocation/{id}/response", handleResponse)
-	mux.HandleFunc("POST "+rapiPrefix+"/invocation/{id}/error", handleError)
-	mux.HandleFunc("POST "+rapiPrefix+"/init/error", handleInitError)
+	mux.Handle("GET "+rapiPrefix+"/invocation/next", sandboxHandler(handleNext))
+	mux.Handle("POST "+rapiPrefix+"/invocation/{id}/response", sandboxHandler(handleResponse))
+	mux.Handle("POST "+rapiPrefix+"/invocation/{id}/error", sandboxHandler(handleError))
+	mux.Handle("POST "+rapiPrefix+"/init/error", sandboxHandler(handleInitError))
 	return &rapiServer{srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -106,9 +106,19 @@ func (s *rapiServer) close() {
 	s.wg.Wait()
 }
 
-func sandboxFrom(r *http.Request) *sandbox {
-	sb, _ := r.Context().Value(sandboxKey{}).(*sandbox)
-	return sb
+// sandboxHandler hands h the sandbox the request's connection belongs to.
+// Every connection the server accepts comes from a sandboxListener, so a
+// request without one is the agent's bug; it is refused rather than let a
+// handler dereference nil.
+func sandboxHandler(h func(http.ResponseWriter, *http.Request, *sandbox)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sb, _ := r.Context().Value(sandboxKey{}).(*sandbox)
+		if sb == nil {
+			rapiError(w, http.StatusInternalServerError, "Runtime.Unknown", "no sandbox for this connection")
+			return
+		}
+		h(w, r, sb)
+	}
 }
 
 // rapiError answers like Lambda's Runtime API does.
@@ -118,12 +128,7 @@ func rapiError(w http.ResponseWriter, status int, errType, msg string) {
 	_, _ = w.Write(errorBody(errType, msg))
 }
 
-func handleNext(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
-	if sb == nil {
-		rapiError(w, http.StatusInternalServerError, "Runtime.Unknown", "no sandbox for this connection")
-		return
-	}
+func handleNext(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	sb.mu.Lock()
 	switch {
 	case sb.nextWaiting:
@@ -133,6 +138,12 @@ func handleNext(w http.ResponseWriter, r *http.Request) {
 	case sb.current != nil:
 		sb.mu.Unlock()
 		rapiError(w, http.StatusForbidden, "InvalidStateTransition", "invocation "+sb.current.RequestID+" is still running; post its response or error first")
+		return
+	case sb.initErr != nil:
+		// Init already failed. Closing initDone now as well would let the
+		// cold start's select pick either outcome.
+		sb.mu.Unlock()
+		rapiError(w, http.StatusForbidden, "InvalidStateTransition", "Init failed (/init/error was posted); no invocations follow")
 		return
 	}
 	sb.nextWaiting = true
@@ -225,65 +236,46 @@ func readBounded(r *http.Request, limit int64) (body []byte, tooLarge bool, err 
 	return buf.Bytes(), false, nil
 }
 
-func badRequestID(w http.ResponseWriter, id string) {
-	rapiError(w, http.StatusBadRequest, "InvalidRequestID", "request id "+strconv.Quote(id)+" is not the invocation in progress in this sandbox")
+func handleResponse(w http.ResponseWriter, r *http.Request, sb *sandbox) {
+	answer(w, r, sb, "response", func(body []byte) outcome { return outcome{payload: body} })
 }
 
-func handleResponse(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
-	id := r.PathValue("id")
-	inv := sb.claim(id)
-	if inv == nil {
-		badRequestID(w, id)
-		return
-	}
-	body, tooLarge, err := readBounded(r, MaxResponseBytes)
-	if err != nil {
-		sb.unclaim(inv)
-		rapiError(w, http.StatusBadRequest, "InvalidRequest", "reading the response body: "+err.Error())
-		return
-	}
-	if tooLarge {
-		size := r.ContentLength
-		if size <= 0 {
-			size = -1
-		}
-		sb.finish(inv, outcome{payload: tooLargeBody(size), funcErr: FunctionErrorUnhandled, errType: ErrTypeResponseTooLarge})
-		rapiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
-			"Exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseBytes)+" bytes).")
-		return
-	}
-	sb.finish(inv, outcome{payload: body})
-	accepted(w)
-}
-
-func handleError(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
-	id := r.PathValue("id")
-	inv := sb.claim(id)
-	if inv == nil {
-		badRequestID(w, id)
-		return
-	}
-	body, tooLarge, err := readBounded(r, MaxResponseBytes)
-	if err != nil {
-		sb.unclaim(inv)
-		rapiError(w, http.StatusBadRequest, "InvalidRequest", "reading the error body: "+err.Error())
-		return
-	}
+func handleError(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	errType := r.Header.Get("Lambda-Runtime-Function-Error-Type")
+	answer(w, r, sb, "error", func(body []byte) outcome {
+		return outcome{payload: functionErrorPayload(body, errType), funcErr: FunctionErrorUnhandled, errType: errTypeOf(body, errType)}
+	})
+}
+
+// answer ends the invocation named in the path with the outcome build makes
+// of the request body or, past MaxResponseBytes, with
+// Function.ResponseSizeTooLarge; what names the body in error messages. A
+// body that cannot be read leaves the invocation open for another attempt.
+func answer(w http.ResponseWriter, r *http.Request, sb *sandbox, what string, build func(body []byte) outcome) {
+	id := r.PathValue("id")
+	inv := sb.claim(id)
+	if inv == nil {
+		rapiError(w, http.StatusBadRequest, "InvalidRequestID", "request id "+strconv.Quote(id)+" is not the invocation in progress in this sandbox")
+		return
+	}
+	body, tooLarge, err := readBounded(r, MaxResponseBytes)
+	if err != nil {
+		sb.unclaim(inv)
+		rapiError(w, http.StatusBadRequest, "InvalidRequest", "reading the "+what+" body: "+err.Error())
+		return
+	}
 	if tooLarge {
+		// ContentLength is -1 when the runtime sent none.
 		sb.finish(inv, outcome{payload: tooLargeBody(r.ContentLength), funcErr: FunctionErrorUnhandled, errType: ErrTypeResponseTooLarge})
 		rapiError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
 			"Exceeded maximum allowed payload size ("+strconv.Itoa(MaxResponseBytes)+" bytes).")
 		return
 	}
-	sb.finish(inv, outcome{payload: functionErrorPayload(body, errType), funcErr: FunctionErrorUnhandled, errType: errTypeOf(body, errType)})
+	sb.finish(inv, build(body))
 	accepted(w)
 }
 
-func handleInitError(w http.ResponseWriter, r *http.Request) {
-	sb := sandboxFrom(r)
+func handleInitError(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 	body, tooLarge, err := readBounded(r, maxInitErrorBytes)
 	if err != nil {
 		rapiError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
@@ -304,6 +296,14 @@ func handleInitError(w http.ResponseWriter, r *http.Request) {
 	close(sb.initFailed)
 	sb.mu.Unlock()
 	accepted(w)
+}
+
+// initFailure returns what the runtime reported through /init/error
+// (valid once initFailed is closed).
+func (sb *sandbox) initFailure() (body []byte, errType string) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.initErr, sb.initErrType
 }
 
 func accepted(w http.ResponseWriter) {

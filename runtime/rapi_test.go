@@ -1,7 +1,10 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,4 +133,36 @@ func errString(err error) string {
 func toString(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// TestNextAfterInitErrorIsRefused: once a runtime reported /init/error, a
+// /next is refused and does not end Init as a success too (the cold start
+// would then see both initDone and initFailed closed and pick either).
+func TestNextAfterInitErrorIsRefused(t *testing.T) {
+	sb := &sandbox{
+		initDone: make(chan struct{}), initFailed: make(chan struct{}),
+		dispatch: make(chan *invocation), gone: make(chan struct{}),
+	}
+	h := newRAPIServer().srv.Handler
+	do := func(method, path, body string) int {
+		// A cancelled context: a /next that were let through returns at
+		// once instead of waiting for an event.
+		ctx, cancel := context.WithCancel(context.WithValue(t.Context(), sandboxKey{}, sb))
+		cancel()
+		req := httptest.NewRequestWithContext(ctx, method, rapiPrefix+path, strings.NewReader(body))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := do("POST", "/init/error", `{"errorType":"Custom.InitFailed","errorMessage":"no"}`); code != http.StatusAccepted {
+		t.Fatalf("/init/error during Init: %d, want 202", code)
+	}
+	if code := do("GET", "/invocation/next", ""); code != http.StatusForbidden {
+		t.Errorf("/next after /init/error: %d, want 403", code)
+	}
+	select {
+	case <-sb.initDone:
+		t.Error("/next after /init/error ended Init as a success")
+	default:
+	}
 }

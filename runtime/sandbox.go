@@ -80,12 +80,16 @@ func startWaiter(cmd *exec.Cmd, group bool) *sandboxProcess {
 
 // kill SIGKILLs the whole tree: killing pid 1 of a pid namespace makes the
 // kernel kill every other process in it; a plain child is killed with its
-// process group.
+// process group. The process itself is signalled through os.Process, which
+// does nothing once it has been reaped: by then its pid may be another
+// process's (and a sandboxProcess without a cmd has no pid at all).
 func (sp *sandboxProcess) kill() {
 	if sp.group {
 		_ = syscall.Kill(-sp.pid, syscall.SIGKILL)
 	}
-	_ = syscall.Kill(sp.pid, syscall.SIGKILL)
+	if sp.cmd != nil {
+		_ = sp.cmd.Process.Kill()
+	}
 }
 
 // exitDescription words an exit like Lambda ("signal: killed", "exit

@@ -49,10 +49,25 @@ func MaybeRunSandboxInit() {
 	}
 	goruntime.LockOSThread()
 	err := sandboxInit()
-	msg := "sandbox init: " + err.Error()
+	msg := initPlatformFault + err.Error()
+	if errors.As(err, new(functionFault)) {
+		msg = initFunctionFault + err.Error()
+	}
 	_, _ = unix.Write(initCtrlFD, []byte(msg))
 	os.Exit(127)
 }
+
+// The init's last message, when it cannot exec the bootstrap, starts with
+// one of these: the failure is the function's (its bootstrap is missing or
+// cannot be executed; Init fails with Runtime.InvalidEntrypoint) or the
+// platform's (ErrSandboxStart).
+const (
+	initFunctionFault = "function: "
+	initPlatformFault = "sandbox init: "
+)
+
+// functionFault marks an init error that is the function's fault.
+type functionFault struct{ error }
 
 // rootConfig is the shell step's message.
 type rootConfig struct {
@@ -119,15 +134,9 @@ func sandboxInit() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
-	argv0 := ""
-	for _, c := range cfg.Candidates {
-		if st, err := os.Stat(c); err == nil && !st.IsDir() {
-			argv0 = c
-			break
-		}
-	}
+	argv0 := firstFile(cfg.Candidates)
 	if argv0 == "" {
-		return fmt.Errorf("no bootstrap found (looked for %s)", strings.Join(cfg.Candidates, ", "))
+		return functionFault{fmt.Errorf("no bootstrap found (looked for %s)", strings.Join(cfg.Candidates, ", "))}
 	}
 	if err := dropPrivileges(cfg); err != nil {
 		return err
@@ -139,7 +148,19 @@ func sandboxInit() error {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	err = syscall.Exec(argv0, append([]string{argv0}, cfg.Args...), cfg.Env)
-	return fmt.Errorf("exec %s: %w", argv0, err)
+	return functionFault{fmt.Errorf("exec %s: %w", argv0, err)}
+}
+
+// firstFile returns the first of paths that exists and is not a directory,
+// or "" (how a bootstrap is chosen among its candidates, with and without
+// isolation).
+func firstFile(paths []string) string {
+	for _, p := range paths {
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	return ""
 }
 
 // shellReady is the init's answer once its root is built.

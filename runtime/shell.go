@@ -210,8 +210,8 @@ func (sh *shell) launch(cfg initConfig, fds []int, timeout time.Duration) error 
 	sh.ctrl.Close()
 	sh.ctrl = nil
 	if text != "" {
-		if strings.Contains(text, "no bootstrap found") || strings.Contains(text, "exec ") {
-			return fmt.Errorf("%w: %s", errFunctionStart, strings.TrimPrefix(text, "sandbox init: "))
+		if msg, ok := strings.CutPrefix(text, initFunctionFault); ok {
+			return fmt.Errorf("%w: %s", errFunctionStart, msg)
 		}
 		return fmt.Errorf("%w: %s", ErrSandboxStart, text)
 	}

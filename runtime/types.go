@@ -23,6 +23,10 @@ const (
 	NofileLimit = 1024
 	// LogTailBytes is how much of an invocation's log Result.LogTail keeps.
 	LogTailBytes = 4096
+	// MaxLayers bounds FunctionSpec.LayerIDs, as Lambda does. The trees
+	// reach the sandbox init as descriptors in one control message, which
+	// has room for a bounded number.
+	MaxLayers = 5
 )
 
 // FunctionSpec is everything the pool needs to know about one function
@@ -82,30 +86,31 @@ func (f FunctionSpec) ephemeralMB() int {
 	return f.EphemeralStorageMB
 }
 
-func (f FunctionSpec) validate() error {
+// validate checks f and returns its runtime, once that runtime is known to
+// be usable on this host (runtimeDef.check).
+func (f FunctionSpec) validate() (runtimeDef, error) {
 	switch {
 	case f.Key == "":
-		return fmt.Errorf("%w: empty Key", ErrInvalidFunction)
+		return runtimeDef{}, fmt.Errorf("%w: empty Key", ErrInvalidFunction)
 	case f.FunctionName == "":
-		return fmt.Errorf("%w: empty FunctionName", ErrInvalidFunction)
+		return runtimeDef{}, fmt.Errorf("%w: empty FunctionName", ErrInvalidFunction)
 	case f.MemoryMB < MinMemoryMB || f.MemoryMB > MaxMemoryMB:
-		return fmt.Errorf("%w: MemoryMB %d outside %d..%d", ErrInvalidFunction, f.MemoryMB, MinMemoryMB, MaxMemoryMB)
+		return runtimeDef{}, fmt.Errorf("%w: MemoryMB %d outside %d..%d", ErrInvalidFunction, f.MemoryMB, MinMemoryMB, MaxMemoryMB)
 	case f.EphemeralStorageMB != 0 && (f.EphemeralStorageMB < 512 || f.EphemeralStorageMB > 10240):
-		return fmt.Errorf("%w: EphemeralStorageMB %d outside 512..10240", ErrInvalidFunction, f.EphemeralStorageMB)
+		return runtimeDef{}, fmt.Errorf("%w: EphemeralStorageMB %d outside 512..10240", ErrInvalidFunction, f.EphemeralStorageMB)
 	case f.Timeout < time.Second || f.Timeout > 900*time.Second:
-		return fmt.Errorf("%w: Timeout %v outside 1s..900s", ErrInvalidFunction, f.Timeout)
-	case f.CodeID == "" && !runtimeNeedsNoCode(f.Runtime):
-		return fmt.Errorf("%w: empty CodeID", ErrInvalidFunction)
+		return runtimeDef{}, fmt.Errorf("%w: Timeout %v outside 1s..900s", ErrInvalidFunction, f.Timeout)
+	case f.CodeID == "":
+		return runtimeDef{}, fmt.Errorf("%w: empty CodeID", ErrInvalidFunction)
+	case len(f.LayerIDs) > MaxLayers:
+		return runtimeDef{}, fmt.Errorf("%w: %d layers, at most %d", ErrInvalidFunction, len(f.LayerIDs), MaxLayers)
 	}
-	if _, ok := lookupRuntime(f.Runtime); !ok {
-		return fmt.Errorf("%w: %q (supported: %v)", ErrUnsupportedRuntime, f.Runtime, Runtimes())
+	def, ok := lookupRuntime(f.Runtime)
+	if !ok {
+		return runtimeDef{}, fmt.Errorf("%w: %q (supported: %v)", ErrUnsupportedRuntime, f.Runtime, Runtimes())
 	}
-	return nil
+	return def, def.check()
 }
-
-// runtimeNeedsNoCode is false for every runtime today; it exists so the
-// check above reads as a rule rather than a special case.
-func runtimeNeedsNoCode(string) bool { return false }
 
 // Invocation is one event for a function.
 type Invocation struct {

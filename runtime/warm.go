@@ -1,11 +1,5 @@
 package runtime
 
-import "errors"
-
-// ErrNoWarmSandbox: the invocation asked for a warm sandbox only
-// (Invocation.WarmOnly) and no idle sandbox of its Key was free.
-var ErrNoWarmSandbox = errors.New("runtime: no idle warm sandbox")
-
 // acquireWarm takes an idle sandbox of key, or fails with ErrNoWarmSandbox.
 // It never reserves memory, evicts or waits.
 func (p *Pool) acquireWarm(key string) (lease, error) {
@@ -14,11 +8,9 @@ func (p *Pool) acquireWarm(key string) (lease, error) {
 	if p.closed {
 		return lease{}, ErrClosed
 	}
-	if ks := p.keys[key]; ks == nil || len(ks.idleStack) == 0 {
+	sb := p.takeIdleLocked(key)
+	if sb == nil {
 		return lease{}, ErrNoWarmSandbox
 	}
-	// With an idle sandbox of key present, tryAcquireLocked hands it out
-	// and neither reserves memory nor evicts.
-	l, _, _ := p.tryAcquireLocked(key, 0, false)
-	return l, nil
+	return lease{sb: sb}, nil
 }
