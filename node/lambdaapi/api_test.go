@@ -109,3 +109,22 @@ func TestEnvironmentLimitCountsJSON(t *testing.T) {
 		t.Fatalf("4097-byte environment: %v", err)
 	}
 }
+
+// TestDeleteFunctionVersionZeroKeepsFunction: a qualifier shaped like a
+// version number that names no possible version (0, or past int64) is a
+// missing version, never the whole function.
+func TestDeleteFunctionVersionZeroKeepsFunction(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody(`,"Publish":true`)); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"0", "00", "99999999999999999999"} {
+		rec, _ := do(t, h, "DELETE", "/2015-03-31/functions/fn?Qualifier="+q, "")
+		if rec.Code != 404 || rec.Header().Get("X-Amzn-ErrorType") != "ResourceNotFoundException" {
+			t.Errorf("delete Qualifier=%s: %d %s, want 404 ResourceNotFoundException", q, rec.Code, rec.Body)
+		}
+		if rec, _ := do(t, h, "GET", "/2015-03-31/functions/fn/versions", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"Version":"1"`) {
+			t.Fatalf("after delete Qualifier=%s the function or its version 1 is gone: %d %s", q, rec.Code, rec.Body)
+		}
+	}
+}

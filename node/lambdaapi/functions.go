@@ -191,7 +191,7 @@ func (h *Handler) resolve(v *fsm.View, ref functionRef, qualifier string) (resol
 	case qualifier == "" || qualifier == VersionLatest:
 		return resolved{fn: fn}, nil
 	case isVersionNumber(qualifier):
-		ver := v.Version(ref.AccountID, ref.Name, parseVersion(qualifier))
+		ver := versionOf(v, ref, qualifier)
 		if ver == nil {
 			return resolved{}, functionNotFound(h, ref.AccountID, ref.Name, qualifier)
 		}
@@ -203,12 +203,21 @@ func (h *Handler) resolve(v *fsm.View, ref functionRef, qualifier string) (resol
 	}
 	out := resolved{fn: fn, alias: al}
 	if al.FunctionVersion != VersionLatest {
-		out.version = v.Version(ref.AccountID, ref.Name, parseVersion(al.FunctionVersion))
+		out.version = versionOf(v, ref, al.FunctionVersion)
 		if out.version == nil {
 			return resolved{}, functionNotFound(h, ref.AccountID, ref.Name, al.FunctionVersion)
 		}
 	}
 	return out, nil
+}
+
+// versionOf returns the published version q names in v, or nil.
+func versionOf(v *fsm.View, ref functionRef, q string) *fsmpb.Version {
+	n, ok := parseVersion(q)
+	if !ok {
+		return nil
+	}
+	return v.Version(ref.AccountID, ref.Name, n)
 }
 
 func (h *Handler) lookup(req *request) (resolved, *Error) {
@@ -325,7 +334,11 @@ func (h *Handler) deleteFunction(req *request) (any, int, *Error) {
 	case q == VersionLatest:
 		return nil, 0, invalidParameter("$LATEST version cannot be deleted without deleting the function.")
 	case isVersionNumber(q):
-		cmd.Version = parseVersion(q)
+		n, ok := parseVersion(q)
+		if !ok {
+			return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, q)
+		}
+		cmd.Version = n
 	default:
 		return nil, 0, invalidParameter("Deletion of aliases is not supported through DeleteFunction; use DeleteAlias for %s", q)
 	}
@@ -563,7 +576,8 @@ func versionOrder(v string) int64 {
 	if v == VersionLatest || v == "" {
 		return 0
 	}
-	return parseVersion(v)
+	n, _ := parseVersion(v)
+	return n
 }
 
 func splitMarker(m string) (name, version string) {

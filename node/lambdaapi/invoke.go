@@ -111,7 +111,7 @@ func (h *Handler) invoke(req *request) (any, int, *Error) {
 	}
 	if rs.alias != nil && len(rs.alias.AdditionalVersionWeights) > 0 {
 		if picked := pickVersion(rs.alias, rand.Float64()); picked != rs.alias.FunctionVersion {
-			ver := h.deps.Meta.View().Version(ref.AccountID, ref.Name, parseVersion(picked))
+			ver := versionOf(h.deps.Meta.View(), ref, picked)
 			if ver == nil {
 				return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, picked)
 			}
