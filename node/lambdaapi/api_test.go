@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
@@ -126,5 +129,32 @@ func TestDeleteFunctionVersionZeroKeepsFunction(t *testing.T) {
 		if rec, _ := do(t, h, "GET", "/2015-03-31/functions/fn/versions", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"Version":"1"`) {
 			t.Fatalf("after delete Qualifier=%s the function or its version 1 is gone: %d %s", q, rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestInvokeMetrics: one invocation counts once under its function's
+// label and leaves nothing in flight.
+func TestInvokeMetrics(t *testing.T) {
+	h := newTestHandler(t)
+	reg := prometheus.NewRegistry()
+	h.deps.Metrics = NewMetrics(reg)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions/fn/invocations", `{"a":1}`); rec.Code != 200 {
+		t.Fatalf("invoke: %d %s", rec.Code, rec.Body)
+	}
+	value := func(m prometheus.Metric) float64 {
+		var out dto.Metric
+		if err := m.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetCounter().GetValue() + out.GetGauge().GetValue()
+	}
+	if n := value(h.deps.Metrics.invocations.WithLabelValues("fn", "success")); n != 1 {
+		t.Errorf("stoke_invocations_total{fn,success} = %v, want 1", n)
+	}
+	if n := value(h.deps.Metrics.concurrent.WithLabelValues("fn")); n != 0 {
+		t.Errorf("stoke_concurrent_executions{fn} = %v after the invocation, want 0", n)
 	}
 }
