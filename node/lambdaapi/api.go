@@ -373,16 +373,17 @@ func (h *Handler) consistentView(req *request) (*fsm.View, *Error) {
 }
 
 // functionView is the control-plane read of an existing function: a
-// consistent view in which ref's function exists, or ResourceNotFound.
-func (h *Handler) functionView(req *request, ref functionRef) (*fsm.View, *Error) {
+// consistent view and ref's function in it, or ResourceNotFound.
+func (h *Handler) functionView(req *request, ref functionRef) (*fsm.View, *fsmpb.Function, *Error) {
 	v, apiErr := h.consistentView(req)
 	if apiErr != nil {
-		return nil, apiErr
+		return nil, nil, apiErr
 	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, functionNotFound(h, ref.AccountID, ref.Name, "")
+	fn := v.Function(ref.AccountID, ref.Name)
+	if fn == nil {
+		return nil, nil, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
-	return v, nil
+	return v, fn, nil
 }
 
 // page is a list request's MaxItems (default 50) and opaque Marker.

@@ -165,12 +165,9 @@ func (h *Handler) selectDeadLetters(req *request) (functionRef, []string, *Error
 	if in.All == (len(in.EventIDs) > 0) {
 		return ref, nil, invalidParameter("Name the events with EventIds, or set All to true (not both)")
 	}
-	v, apiErr := h.consistentView(req)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return ref, nil, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return ref, nil, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	ids := []string{}
 	if in.All {

@@ -252,7 +252,7 @@ func (h *Handler) getEventInvokeConfig(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -291,7 +291,7 @@ func (h *Handler) listEventInvokeConfigs(req *request) (any, int, *Error) {
 		limit = n
 	}
 	marker := req.r.URL.Query().Get("Marker")
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

@@ -110,7 +110,7 @@ func (h *Handler) getProvisionedConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -131,7 +131,7 @@ func (h *Handler) listProvisionedConcurrency(req *request) (any, int, *Error) {
 		return nil, 0, apiErr
 	}
 	limit, marker := pg.limit, pg.marker
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
