@@ -94,7 +94,7 @@ func truncate(s string, n int) string {
 
 // functionARN is the unqualified ARN of a function.
 func (h *Handler) functionARN(account, name string) string {
-	return "arn:aws:lambda:" + h.cfg.Region + ":" + account + ":function:" + name
+	return FunctionARN(h.cfg.Region, account, name)
 }
 
 // qualifiedARN appends a qualifier (version or alias) to a function ARN.
