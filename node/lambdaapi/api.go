@@ -393,7 +393,7 @@ type page struct {
 }
 
 func pageOf(req *request) (page, *Error) {
-	limit, apiErr := pageSize(req)
+	limit, apiErr := pageSize(req, maxListPageSize)
 	if apiErr != nil {
 		return page{}, apiErr
 	}

@@ -93,7 +93,7 @@ func (h *Handler) listDeadLetters(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, apiErr := pageSize(req)
+	limit, apiErr := pageSize(req, maxListPageSize)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

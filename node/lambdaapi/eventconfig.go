@@ -2,7 +2,6 @@ package lambdaapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/stokehq/stoke/fsm"
@@ -282,13 +281,9 @@ func (h *Handler) listEventInvokeConfigs(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit := maxEventInvokeConfigPage
-	if raw := req.r.URL.Query().Get("MaxItems"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > maxEventInvokeConfigPage {
-			return nil, 0, constraint(raw, "maxItems", "Member must have value between 1 and 50")
-		}
-		limit = n
+	limit, apiErr := pageSize(req, maxEventInvokeConfigPage)
+	if apiErr != nil {
+		return nil, 0, apiErr
 	}
 	marker := req.r.URL.Query().Get("Marker")
 	v, _, apiErr := h.functionView(req, ref)
@@ -296,17 +291,17 @@ func (h *Handler) listEventInvokeConfigs(req *request) (any, int, *Error) {
 		return nil, 0, apiErr
 	}
 	out := listEventInvokeConfigsResponse{FunctionEventInvokeConfigs: []functionEventInvokeConfig{}}
+	last := ""
 	for _, c := range v.EventInvokeConfigs(ref.AccountID, ref.Name) {
 		if c.Qualifier <= marker {
 			continue
 		}
 		if len(out.FunctionEventInvokeConfigs) == limit {
-			next := out.FunctionEventInvokeConfigs[limit-1].FunctionArn
-			next = next[strings.LastIndexByte(next, ':')+1:]
-			out.NextMarker = &next
+			out.NextMarker = &last
 			break
 		}
 		out.FunctionEventInvokeConfigs = append(out.FunctionEventInvokeConfigs, h.eventInvokeConfig(c))
+		last = c.Qualifier
 	}
 	return out, http.StatusOK, nil
 }

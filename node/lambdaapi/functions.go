@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -477,15 +478,15 @@ func (h *Handler) updateFunctionConfiguration(req *request) (any, int, *Error) {
 	return h.configuration(res.Function, nil, env), http.StatusOK, nil
 }
 
-// pageSize reads MaxItems (1..10000, default 50).
-func pageSize(req *request) (int, *Error) {
+// pageSize reads MaxItems (1..most, default 50 or most if smaller).
+func pageSize(req *request, most int) (int, *Error) {
 	raw := req.r.URL.Query().Get("MaxItems")
 	if raw == "" {
-		return defaultListPageSize, nil
+		return min(defaultListPageSize, most), nil
 	}
 	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > maxListPageSize {
-		return 0, constraint(raw, "maxItems", "Member must have value between 1 and 10000")
+	if err != nil || n < 1 || n > most {
+		return 0, constraint(raw, "maxItems", fmt.Sprintf("Member must have value between 1 and %d", most))
 	}
 	return n, nil
 }
