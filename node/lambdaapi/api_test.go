@@ -158,3 +158,29 @@ func TestInvokeMetrics(t *testing.T) {
 		t.Errorf("stoke_concurrent_executions{fn} = %v after the invocation, want 0", n)
 	}
 }
+
+// TestControlPlaneReadsAreConsistent: a local replica that has not yet
+// applied a create or a delete made through another node does not make
+// CreateFunction or UpdateFunctionCode refuse what the cluster allows.
+func TestControlPlaneReadsAreConsistent(t *testing.T) {
+	h := newTestHandler(t)
+	meta := h.deps.Meta.(*fakeMeta)
+
+	catchUp := meta.lag()
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "PUT", "/2015-03-31/functions/fn/code", `{"ZipFile":"`+seedZip()+`"}`); rec.Code != 200 {
+		t.Errorf("UpdateFunctionCode of a function the local replica has not seen yet: %d %s, want 200", rec.Code, rec.Body)
+	}
+	catchUp()
+
+	catchUp = meta.lag()
+	if rec, _ := do(t, h, "DELETE", "/2015-03-31/functions/fn", ""); rec.Code != 204 {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Errorf("re-create of a function the local replica still holds: %d %s, want 201", rec.Code, rec.Body)
+	}
+	catchUp()
+}

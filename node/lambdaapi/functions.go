@@ -100,8 +100,14 @@ func (h *Handler) createFunction(req *request) (any, int, *Error) {
 		}
 	}
 	// Refuse a duplicate before storing its code; the state machine checks
-	// again at commit, which is what decides a race.
-	if h.deps.Meta.View().Function(ref.AccountID, ref.Name) != nil {
+	// again at commit, which is what decides a race. The read is
+	// consistent: a lagging replica would still hold a function deleted
+	// through another node and refuse its re-creation.
+	v, apiErr := h.consistentView(req)
+	if apiErr != nil {
+		return nil, 0, apiErr
+	}
+	if v.Function(ref.AccountID, ref.Name) != nil {
 		return nil, 0, conflict("Function already exist: %s", ref.Name)
 	}
 	code, apiErr := h.putCode(req, ref.Name, in.Code.ZipFile)
@@ -367,10 +373,12 @@ func (h *Handler) updateFunctionCode(req *request) (any, int, *Error) {
 	if err := checkArchitectures(in.Architectures); err != nil {
 		return nil, 0, err
 	}
-	v := h.deps.Meta.View()
-	fn := v.Function(ref.AccountID, ref.Name)
-	if fn == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
+	// A consistent read, like every control-plane read: on a lagging
+	// replica a function created or updated through another node would
+	// be missing (404) or fail its RevisionId check (412).
+	_, fn, apiErr := h.functionView(req, ref)
+	if apiErr != nil {
+		return nil, 0, apiErr
 	}
 	if in.RevisionID != nil && *in.RevisionID != fn.RevisionId {
 		return nil, 0, preconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
