@@ -435,8 +435,17 @@ func (h *Handler) callerARN(req *request) string {
 	return fmt.Sprintf("arn:aws:iam::%s:user/%s", req.caller.AccountID, req.caller.AccessKeyID)
 }
 
-// qualifier returns the qualifier from ?Qualifier= or the name, refusing
-// two different ones.
+// qualifiedTarget resolves the {name} path value (see resolveName) and the
+// qualifier it or ?Qualifier= gives, refusing two different ones.
+func (h *Handler) qualifiedTarget(req *request) (functionRef, string, *Error) {
+	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
+	if apiErr != nil {
+		return ref, "", apiErr
+	}
+	q, apiErr := qualifierOf(req, ref)
+	return ref, q, apiErr
+}
+
 func qualifierOf(req *request, ref functionRef) (string, *Error) {
 	q := req.r.URL.Query().Get("Qualifier")
 	if q != "" && !qualifierRE.MatchString(q) {

@@ -150,11 +150,7 @@ func (h *Handler) eventInvokeConfig(c *fsmpb.EventInvokeConfig) functionEventInv
 // eventConfigTarget resolves {name} and the qualifier of an event-invoke
 // config request; the qualifier defaults to $LATEST.
 func (h *Handler) eventConfigTarget(req *request) (functionRef, string, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return ref, "", apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return ref, "", apiErr
 	}

@@ -228,11 +228,7 @@ func versionOf(v *fsm.View, ref functionRef, q string) *fsmpb.Version {
 }
 
 func (h *Handler) lookup(req *request) (resolved, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return resolved{}, apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return resolved{}, apiErr
 	}
@@ -327,11 +323,7 @@ func (h *Handler) downloadCode(req *request) (any, int, *Error) {
 }
 
 func (h *Handler) deleteFunction(req *request) (any, int, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

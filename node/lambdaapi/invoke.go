@@ -70,11 +70,7 @@ func pickVersion(al *fsmpb.Alias, roll float64) string {
 }
 
 func (h *Handler) invoke(req *request) (any, int, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

@@ -53,11 +53,7 @@ func provisionedNotFound() *Error {
 
 // provisionedTarget parses the function and its required qualifier.
 func (h *Handler) provisionedTarget(req *request) (functionRef, string, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return ref, "", apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return ref, "", apiErr
 	}
