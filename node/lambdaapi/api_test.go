@@ -184,3 +184,28 @@ func TestControlPlaneReadsAreConsistent(t *testing.T) {
 	}
 	catchUp()
 }
+
+// TestUnsupportedCodeSources: S3 and container-image code is refused with
+// the reason, nested under Code (CreateFunction) or at the top level
+// (UpdateFunctionCode).
+func TestUnsupportedCodeSources(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/2015-03-31/functions", strings.Replace(createBody(""), `"Code":{`, `"Code":{"S3Bucket":"b",`, 1), "Code in S3"},
+		{"POST", "/2015-03-31/functions", strings.Replace(createBody(""), `"Code":{`, `"Code":{"ImageUri":"i",`, 1), "ImageUri"},
+		{"PUT", "/2015-03-31/functions/fn/code", `{"S3Bucket":"b","S3Key":"k"}`, "Code in S3"},
+		{"PUT", "/2015-03-31/functions/fn/code", `{"ImageUri":"i"}`, "ImageUri"},
+	} {
+		rec, out := do(t, h, tc.method, tc.path, tc.body)
+		if rec.Code != 400 || rec.Header().Get("X-Amzn-ErrorType") != "InvalidParameterValueException" {
+			t.Errorf("%s %s %.60s: %d %s, want 400 InvalidParameterValueException", tc.method, tc.path, tc.body, rec.Code, rec.Body)
+			continue
+		}
+		if msg, _ := out["message"].(string); !strings.Contains(msg, tc.want) {
+			t.Errorf("%s %s: message %q, want it to mention %q", tc.method, tc.path, msg, tc.want)
+		}
+	}
+}

@@ -47,7 +47,7 @@ func (h *Handler) createFunction(req *request) (any, int, *Error) {
 	if in.Code == nil {
 		return nil, 0, invalidParameter("Code is required")
 	}
-	if err := checkUnsupportedCode(in.Code.S3Bucket, in.Code.S3Key, in.Code.S3ObjectVersion, in.Code.ImageURI); err != nil {
+	if err := in.Code.checkSupported(); err != nil {
 		return nil, 0, err
 	}
 	if len(in.Code.ZipFile) == 0 {
@@ -356,7 +356,7 @@ func (h *Handler) updateFunctionCode(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	if err := checkUnsupportedCode(in.S3Bucket, in.S3Key, in.S3ObjectVersion, in.ImageURI); err != nil {
+	if err := in.checkSupported(); err != nil {
 		return nil, 0, err
 	}
 	if len(in.ZipFile) == 0 {
