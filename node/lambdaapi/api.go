@@ -292,7 +292,19 @@ func readBody(w http.ResponseWriter, r *http.Request, o op) ([]byte, *Error) {
 	if r.ContentLength > o.maxBody {
 		return nil, tooLarge(o)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.maxBody))
+	src := http.MaxBytesReader(w, r.Body, o.maxBody)
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		// The size is known (and bounded above): read into one buffer of
+		// it instead of letting io.ReadAll grow and copy its way up to a
+		// multi-megabyte Invoke payload or zip.
+		buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+bytes.MinRead))
+		_, err = buf.ReadFrom(src)
+		body = buf.Bytes()
+	} else {
+		body, err = io.ReadAll(src)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -209,3 +209,40 @@ func TestUnsupportedCodeSources(t *testing.T) {
 		}
 	}
 }
+
+// TestInvokeBodyBounds: a payload arrives intact whether or not its length
+// is declared, and one past 6 MB is RequestTooLargeException either way.
+func TestInvokeBodyBounds(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	ok := `"` + strings.Repeat("x", 300<<10) + `"`
+	big := `"` + strings.Repeat("x", MaxSyncPayloadBytes) + `"`
+	for _, tc := range []struct {
+		name          string
+		body          string
+		contentLength int64 // -1: not declared
+		want          int
+	}{
+		{"declared", ok, int64(len(ok)), 200},
+		{"undeclared", ok, -1, 200},
+		{"too large, declared", big, int64(len(big)), 413},
+		{"too large, undeclared", big, -1, 413},
+	} {
+		r := httptest.NewRequest("POST", "/2015-03-31/functions/fn/invocations", strings.NewReader(tc.body))
+		r.ContentLength = tc.contentLength
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tc.want {
+			t.Errorf("%s: %d %.200s, want %d", tc.name, rec.Code, rec.Body, tc.want)
+			continue
+		}
+		if tc.want == 413 && rec.Header().Get("X-Amzn-ErrorType") != "RequestTooLargeException" {
+			t.Errorf("%s: %s, want RequestTooLargeException", tc.name, rec.Header().Get("X-Amzn-ErrorType"))
+		}
+		if tc.want == 200 && rec.Body.String() != tc.body {
+			t.Errorf("%s: the function got %d bytes, want the %d sent", tc.name, rec.Body.Len(), len(tc.body))
+		}
+	}
+}
