@@ -398,22 +398,16 @@ func (h *Handler) functionView(req *request, ref functionRef) (*fsm.View, *fsmpb
 	return v, fn, nil
 }
 
-// page is a list request's MaxItems (default 50) and opaque Marker.
-type page struct {
-	limit  int
-	marker string
-}
-
-func pageOf(req *request) (page, *Error) {
-	limit, apiErr := pageSize(req, maxListPageSize)
-	if apiErr != nil {
-		return page{}, apiErr
+// pageOf reads a list request's MaxItems (1..10000, default 50) and its
+// opaque Marker, decoded.
+func pageOf(req *request) (limit int, marker string, apiErr *Error) {
+	if limit, apiErr = pageSize(req, maxListPageSize); apiErr != nil {
+		return 0, "", apiErr
 	}
-	marker, apiErr := decodeMarker(req)
-	if apiErr != nil {
-		return page{}, apiErr
+	if marker, apiErr = decodeMarker(req); apiErr != nil {
+		return 0, "", apiErr
 	}
-	return page{limit: limit, marker: marker}, nil
+	return limit, marker, nil
 }
 
 func (h *Handler) apply(req *request, cmd fsm.Command) (*fsmpb.ApplyResult, *Error) {

@@ -513,11 +513,10 @@ func decodeMarker(req *request) (string, *Error) {
 // FunctionVersion=ALL through every configuration (each function's
 // $LATEST followed by its versions).
 func (h *Handler) listFunctions(req *request) (any, int, *Error) {
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
 	all := false
 	switch fv := req.r.URL.Query().Get("FunctionVersion"); fv {
 	case "":

@@ -122,11 +122,10 @@ func (h *Handler) listProvisionedConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
 	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr

@@ -38,11 +38,10 @@ func (h *Handler) listVersions(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
 	v, fn, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
@@ -177,11 +176,10 @@ func (h *Handler) listAliases(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
 	filter := req.r.URL.Query().Get("FunctionVersion")
 	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
