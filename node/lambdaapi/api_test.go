@@ -1,6 +1,7 @@
 package lambdaapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
@@ -244,5 +246,47 @@ func TestInvokeBodyBounds(t *testing.T) {
 		if tc.want == 200 && rec.Body.String() != tc.body {
 			t.Errorf("%s: the function got %d bytes, want the %d sent", tc.name, rec.Body.Len(), len(tc.body))
 		}
+	}
+}
+
+// failingMeta refuses the failAt-th Apply (1-based) with a conflict.
+type failingMeta struct {
+	*fakeMeta
+	calls, failAt int
+}
+
+func (m *failingMeta) Apply(ctx context.Context, cmd fsm.Command) (*fsmpb.ApplyResult, error) {
+	m.calls++
+	if m.calls == m.failAt {
+		return nil, conflict("busy")
+	}
+	return &fsmpb.ApplyResult{}, nil
+}
+
+// TestApplyInBatchesReportsProgress: a batch failing after others were
+// applied keeps its exception and says how far the operation got.
+func TestApplyInBatchesReportsProgress(t *testing.T) {
+	h := newTestHandler(t)
+	meta := &failingMeta{fakeMeta: h.deps.Meta.(*fakeMeta), failAt: 2}
+	h.deps.Meta = meta
+	ids := make([]string, maxDeadLetterBatch+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ev-%d", i)
+	}
+	req := &request{ctx: context.Background(), id: "req", caller: Principal{AccountID: fakeAccount}}
+	var batches []int
+	apiErr := h.applyInBatches(req, ids, func(hd *fsmpb.Header, batch []string) fsm.Command {
+		batches = append(batches, len(batch))
+		return &fsmpb.AsyncPurgeCmd{Header: hd, FunctionName: "fn", Ids: batch}
+	})
+	if fmt.Sprint(batches) != fmt.Sprintf("[%d 1]", maxDeadLetterBatch) {
+		t.Fatalf("batches of %v, want [%d 1]", batches, maxDeadLetterBatch)
+	}
+	if apiErr == nil || apiErr.Type != "ResourceConflictException" || apiErr.Status != 409 {
+		t.Fatalf("error %+v, want the failing batch's ResourceConflictException", apiErr)
+	}
+	want := fmt.Sprintf("busy (the first %d of the %d events were already done: ev-%d is the first that was not)", maxDeadLetterBatch, len(ids), maxDeadLetterBatch)
+	if apiErr.Message != want {
+		t.Fatalf("message %q, want %q", apiErr.Message, want)
 	}
 }

@@ -3,6 +3,7 @@ package lambdaapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -216,12 +217,19 @@ func (h *Handler) purgeDeadLetters(req *request) (any, int, *Error) {
 
 // applyInBatches applies the command cmd builds for each run of at most
 // maxDeadLetterBatch ids; each carries the request id suffixed with its
-// offset, so the batches are distinct commands.
+// offset, so the batches are distinct commands. Batches are not atomic
+// together: an error after the first says how many events were already
+// acted on, since those are no longer in the queue for a retry to name.
 func (h *Handler) applyInBatches(req *request, ids []string, cmd func(hd *fsmpb.Header, batch []string) fsm.Command) *Error {
 	for start := 0; start < len(ids); start += maxDeadLetterBatch {
 		hd := h.header(req)
 		hd.RequestId += "-" + strconv.Itoa(start)
 		if _, apiErr := h.apply(req, cmd(hd, ids[start:min(start+maxDeadLetterBatch, len(ids))])); apiErr != nil {
+			if start > 0 {
+				e := *apiErr
+				e.Message += fmt.Sprintf(" (the first %d of the %d events were already done: %s is the first that was not)", start, len(ids), ids[start])
+				return &e
+			}
 			return apiErr
 		}
 	}
