@@ -292,7 +292,19 @@ func readBody(w http.ResponseWriter, r *http.Request, o op) ([]byte, *Error) {
 	if r.ContentLength > o.maxBody {
 		return nil, tooLarge(o)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, o.maxBody))
+	src := http.MaxBytesReader(w, r.Body, o.maxBody)
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		// The size is known (and bounded above): read into one buffer of
+		// it instead of letting io.ReadAll grow and copy its way up to a
+		// multi-megabyte Invoke payload or zip.
+		buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+bytes.MinRead))
+		_, err = buf.ReadFrom(src)
+		body = buf.Bytes()
+	} else {
+		body, err = io.ReadAll(src)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -373,34 +385,29 @@ func (h *Handler) consistentView(req *request) (*fsm.View, *Error) {
 }
 
 // functionView is the control-plane read of an existing function: a
-// consistent view in which ref's function exists, or ResourceNotFound.
-func (h *Handler) functionView(req *request, ref functionRef) (*fsm.View, *Error) {
+// consistent view and ref's function in it, or ResourceNotFound.
+func (h *Handler) functionView(req *request, ref functionRef) (*fsm.View, *fsmpb.Function, *Error) {
 	v, apiErr := h.consistentView(req)
 	if apiErr != nil {
-		return nil, apiErr
+		return nil, nil, apiErr
 	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return nil, functionNotFound(h, ref.AccountID, ref.Name, "")
+	fn := v.Function(ref.AccountID, ref.Name)
+	if fn == nil {
+		return nil, nil, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
-	return v, nil
+	return v, fn, nil
 }
 
-// page is a list request's MaxItems (default 50) and opaque Marker.
-type page struct {
-	limit  int
-	marker string
-}
-
-func pageOf(req *request) (page, *Error) {
-	limit, apiErr := pageSize(req)
-	if apiErr != nil {
-		return page{}, apiErr
+// pageOf reads a list request's MaxItems (1..10000, default 50) and its
+// opaque Marker, decoded.
+func pageOf(req *request) (limit int, marker string, apiErr *Error) {
+	if limit, apiErr = pageSize(req, maxListPageSize); apiErr != nil {
+		return 0, "", apiErr
 	}
-	marker, apiErr := decodeMarker(req)
-	if apiErr != nil {
-		return page{}, apiErr
+	if marker, apiErr = decodeMarker(req); apiErr != nil {
+		return 0, "", apiErr
 	}
-	return page{limit: limit, marker: marker}, nil
+	return limit, marker, nil
 }
 
 func (h *Handler) apply(req *request, cmd fsm.Command) (*fsmpb.ApplyResult, *Error) {
@@ -434,8 +441,17 @@ func (h *Handler) callerARN(req *request) string {
 	return fmt.Sprintf("arn:aws:iam::%s:user/%s", req.caller.AccountID, req.caller.AccessKeyID)
 }
 
-// qualifier returns the qualifier from ?Qualifier= or the name, refusing
-// two different ones.
+// qualifiedTarget resolves the {name} path value (see resolveName) and the
+// qualifier it or ?Qualifier= gives, refusing two different ones.
+func (h *Handler) qualifiedTarget(req *request) (functionRef, string, *Error) {
+	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
+	if apiErr != nil {
+		return ref, "", apiErr
+	}
+	q, apiErr := qualifierOf(req, ref)
+	return ref, q, apiErr
+}
+
 func qualifierOf(req *request, ref functionRef) (string, *Error) {
 	q := req.r.URL.Query().Get("Qualifier")
 	if q != "" && !qualifierRE.MatchString(q) {

@@ -1,6 +1,7 @@
 package lambdaapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -8,6 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
@@ -107,5 +112,181 @@ func TestEnvironmentLimitCountsJSON(t *testing.T) {
 	}
 	if _, err := checkEnvironment(over); err == nil || !strings.Contains(err.Message, "4KB") {
 		t.Fatalf("4097-byte environment: %v", err)
+	}
+}
+
+// TestDeleteFunctionVersionZeroKeepsFunction: a qualifier shaped like a
+// version number that names no possible version (0, or past int64) is a
+// missing version, never the whole function.
+func TestDeleteFunctionVersionZeroKeepsFunction(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody(`,"Publish":true`)); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"0", "00", "99999999999999999999"} {
+		rec, _ := do(t, h, "DELETE", "/2015-03-31/functions/fn?Qualifier="+q, "")
+		if rec.Code != 404 || rec.Header().Get("X-Amzn-ErrorType") != "ResourceNotFoundException" {
+			t.Errorf("delete Qualifier=%s: %d %s, want 404 ResourceNotFoundException", q, rec.Code, rec.Body)
+		}
+		if rec, _ := do(t, h, "GET", "/2015-03-31/functions/fn/versions", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"Version":"1"`) {
+			t.Fatalf("after delete Qualifier=%s the function or its version 1 is gone: %d %s", q, rec.Code, rec.Body)
+		}
+	}
+}
+
+// TestInvokeMetrics: one invocation counts once under its function's
+// label and leaves nothing in flight.
+func TestInvokeMetrics(t *testing.T) {
+	h := newTestHandler(t)
+	reg := prometheus.NewRegistry()
+	h.deps.Metrics = NewMetrics(reg)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions/fn/invocations", `{"a":1}`); rec.Code != 200 {
+		t.Fatalf("invoke: %d %s", rec.Code, rec.Body)
+	}
+	value := func(m prometheus.Metric) float64 {
+		var out dto.Metric
+		if err := m.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetCounter().GetValue() + out.GetGauge().GetValue()
+	}
+	if n := value(h.deps.Metrics.invocations.WithLabelValues("fn", "success")); n != 1 {
+		t.Errorf("stoke_invocations_total{fn,success} = %v, want 1", n)
+	}
+	if n := value(h.deps.Metrics.concurrent.WithLabelValues("fn")); n != 0 {
+		t.Errorf("stoke_concurrent_executions{fn} = %v after the invocation, want 0", n)
+	}
+}
+
+// TestControlPlaneReadsAreConsistent: a local replica that has not yet
+// applied a create or a delete made through another node does not make
+// CreateFunction or UpdateFunctionCode refuse what the cluster allows.
+func TestControlPlaneReadsAreConsistent(t *testing.T) {
+	h := newTestHandler(t)
+	meta := h.deps.Meta.(*fakeMeta)
+
+	catchUp := meta.lag()
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "PUT", "/2015-03-31/functions/fn/code", `{"ZipFile":"`+seedZip()+`"}`); rec.Code != 200 {
+		t.Errorf("UpdateFunctionCode of a function the local replica has not seen yet: %d %s, want 200", rec.Code, rec.Body)
+	}
+	catchUp()
+
+	catchUp = meta.lag()
+	if rec, _ := do(t, h, "DELETE", "/2015-03-31/functions/fn", ""); rec.Code != 204 {
+		t.Fatalf("delete: %d %s", rec.Code, rec.Body)
+	}
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Errorf("re-create of a function the local replica still holds: %d %s, want 201", rec.Code, rec.Body)
+	}
+	catchUp()
+}
+
+// TestUnsupportedCodeSources: S3 and container-image code is refused with
+// the reason, nested under Code (CreateFunction) or at the top level
+// (UpdateFunctionCode).
+func TestUnsupportedCodeSources(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/2015-03-31/functions", strings.Replace(createBody(""), `"Code":{`, `"Code":{"S3Bucket":"b",`, 1), "Code in S3"},
+		{"POST", "/2015-03-31/functions", strings.Replace(createBody(""), `"Code":{`, `"Code":{"ImageUri":"i",`, 1), "ImageUri"},
+		{"PUT", "/2015-03-31/functions/fn/code", `{"S3Bucket":"b","S3Key":"k"}`, "Code in S3"},
+		{"PUT", "/2015-03-31/functions/fn/code", `{"ImageUri":"i"}`, "ImageUri"},
+	} {
+		rec, out := do(t, h, tc.method, tc.path, tc.body)
+		if rec.Code != 400 || rec.Header().Get("X-Amzn-ErrorType") != "InvalidParameterValueException" {
+			t.Errorf("%s %s %.60s: %d %s, want 400 InvalidParameterValueException", tc.method, tc.path, tc.body, rec.Code, rec.Body)
+			continue
+		}
+		if msg, _ := out["message"].(string); !strings.Contains(msg, tc.want) {
+			t.Errorf("%s %s: message %q, want it to mention %q", tc.method, tc.path, msg, tc.want)
+		}
+	}
+}
+
+// TestInvokeBodyBounds: a payload arrives intact whether or not its length
+// is declared, and one past 6 MB is RequestTooLargeException either way.
+func TestInvokeBodyBounds(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody("")); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	ok := `"` + strings.Repeat("x", 300<<10) + `"`
+	big := `"` + strings.Repeat("x", MaxSyncPayloadBytes) + `"`
+	for _, tc := range []struct {
+		name          string
+		body          string
+		contentLength int64 // -1: not declared
+		want          int
+	}{
+		{"declared", ok, int64(len(ok)), 200},
+		{"undeclared", ok, -1, 200},
+		{"too large, declared", big, int64(len(big)), 413},
+		{"too large, undeclared", big, -1, 413},
+	} {
+		r := httptest.NewRequest("POST", "/2015-03-31/functions/fn/invocations", strings.NewReader(tc.body))
+		r.ContentLength = tc.contentLength
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != tc.want {
+			t.Errorf("%s: %d %.200s, want %d", tc.name, rec.Code, rec.Body, tc.want)
+			continue
+		}
+		if tc.want == 413 && rec.Header().Get("X-Amzn-ErrorType") != "RequestTooLargeException" {
+			t.Errorf("%s: %s, want RequestTooLargeException", tc.name, rec.Header().Get("X-Amzn-ErrorType"))
+		}
+		if tc.want == 200 && rec.Body.String() != tc.body {
+			t.Errorf("%s: the function got %d bytes, want the %d sent", tc.name, rec.Body.Len(), len(tc.body))
+		}
+	}
+}
+
+// failingMeta refuses the failAt-th Apply (1-based) with a conflict.
+type failingMeta struct {
+	*fakeMeta
+	calls, failAt int
+}
+
+func (m *failingMeta) Apply(ctx context.Context, cmd fsm.Command) (*fsmpb.ApplyResult, error) {
+	m.calls++
+	if m.calls == m.failAt {
+		return nil, conflict("busy")
+	}
+	return &fsmpb.ApplyResult{}, nil
+}
+
+// TestApplyInBatchesReportsProgress: a batch failing after others were
+// applied keeps its exception and says how far the operation got.
+func TestApplyInBatchesReportsProgress(t *testing.T) {
+	h := newTestHandler(t)
+	meta := &failingMeta{fakeMeta: h.deps.Meta.(*fakeMeta), failAt: 2}
+	h.deps.Meta = meta
+	ids := make([]string, maxDeadLetterBatch+1)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("ev-%d", i)
+	}
+	req := &request{ctx: context.Background(), id: "req", caller: Principal{AccountID: fakeAccount}}
+	var batches []int
+	apiErr := h.applyInBatches(req, ids, func(hd *fsmpb.Header, batch []string) fsm.Command {
+		batches = append(batches, len(batch))
+		return &fsmpb.AsyncPurgeCmd{Header: hd, FunctionName: "fn", Ids: batch}
+	})
+	if fmt.Sprint(batches) != fmt.Sprintf("[%d 1]", maxDeadLetterBatch) {
+		t.Fatalf("batches of %v, want [%d 1]", batches, maxDeadLetterBatch)
+	}
+	if apiErr == nil || apiErr.Type != "ResourceConflictException" || apiErr.Status != 409 {
+		t.Fatalf("error %+v, want the failing batch's ResourceConflictException", apiErr)
+	}
+	want := fmt.Sprintf("busy (the first %d of the %d events were already done: ev-%d is the first that was not)", maxDeadLetterBatch, len(ids), maxDeadLetterBatch)
+	if apiErr.Message != want {
+		t.Fatalf("message %q, want %q", apiErr.Message, want)
 	}
 }

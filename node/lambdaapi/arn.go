@@ -94,7 +94,7 @@ func truncate(s string, n int) string {
 
 // functionARN is the unqualified ARN of a function.
 func (h *Handler) functionARN(account, name string) string {
-	return "arn:aws:lambda:" + h.cfg.Region + ":" + account + ":function:" + name
+	return FunctionARN(h.cfg.Region, account, name)
 }
 
 // qualifiedARN appends a qualifier (version or alias) to a function ARN.
@@ -108,10 +108,13 @@ func (h *Handler) qualifiedARN(account, name, qualifier string) string {
 // isVersionNumber reports whether q names a published version.
 func isVersionNumber(q string) bool { return versionRE.MatchString(q) }
 
-func parseVersion(q string) int64 {
+// parseVersion returns the published version q names. ok is false when
+// q names no version that can exist: not a number, past int64, or 0 (the
+// state machine reads version 0 as "no version": the whole function).
+func parseVersion(q string) (n int64, ok bool) {
 	n, err := strconv.ParseInt(q, 10, 64)
-	if err != nil {
-		return 0
+	if err != nil || n < 1 {
+		return 0, false
 	}
-	return n
+	return n, true
 }

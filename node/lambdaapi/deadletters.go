@@ -3,10 +3,12 @@ package lambdaapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
 
@@ -92,7 +94,7 @@ func (h *Handler) listDeadLetters(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, apiErr := pageSize(req)
+	limit, apiErr := pageSize(req, maxListPageSize)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -123,9 +125,9 @@ func (h *Handler) getDeadLetter(req *request) (any, int, *Error) {
 		return nil, 0, apiErr
 	}
 	id := req.r.PathValue("id")
-	ev := v.AsyncEvent(id)
-	if ev == nil || ev.AccountId != ref.AccountID || ev.FunctionName != ref.Name || ev.State != fsmpb.AsyncEventState_ASYNC_EVENT_STATE_DEAD {
-		return nil, 0, notFound("Event %s is not in the dead-letter queue of %s", truncate(id, 64), h.functionARN(ref.AccountID, ref.Name))
+	ev, apiErr := h.deadLetter(v, ref, id)
+	if apiErr != nil {
+		return nil, 0, apiErr
 	}
 	out := toDeadLetter(ev)
 	src, ok := h.deps.Async.(EventPayloads)
@@ -138,6 +140,16 @@ func (h *Handler) getDeadLetter(req *request) (any, int, *Error) {
 	}
 	out.Payload, out.ClientContext = payload, clientContext
 	return out, http.StatusOK, nil
+}
+
+// deadLetter returns event id if it sits in ref's dead-letter queue, or
+// ResourceNotFound.
+func (h *Handler) deadLetter(v *fsm.View, ref functionRef, id string) (*fsmpb.AsyncEvent, *Error) {
+	ev := v.AsyncEvent(id)
+	if ev == nil || ev.AccountId != ref.AccountID || ev.FunctionName != ref.Name || ev.State != fsmpb.AsyncEventState_ASYNC_EVENT_STATE_DEAD {
+		return nil, notFound("Event %s is not in the dead-letter queue of %s", truncate(id, 64), h.functionARN(ref.AccountID, ref.Name))
+	}
+	return ev, nil
 }
 
 // selectDeadLetters reads the request's selection and returns the ids of
@@ -154,12 +166,9 @@ func (h *Handler) selectDeadLetters(req *request) (functionRef, []string, *Error
 	if in.All == (len(in.EventIDs) > 0) {
 		return ref, nil, invalidParameter("Name the events with EventIds, or set All to true (not both)")
 	}
-	v, apiErr := h.consistentView(req)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return ref, nil, apiErr
-	}
-	if v.Function(ref.AccountID, ref.Name) == nil {
-		return ref, nil, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	ids := []string{}
 	if in.All {
@@ -169,9 +178,8 @@ func (h *Handler) selectDeadLetters(req *request) (functionRef, []string, *Error
 		return ref, ids, nil
 	}
 	for _, id := range in.EventIDs {
-		ev := v.AsyncEvent(id)
-		if ev == nil || ev.AccountId != ref.AccountID || ev.FunctionName != ref.Name || ev.State != fsmpb.AsyncEventState_ASYNC_EVENT_STATE_DEAD {
-			return ref, nil, notFound("Event %s is not in the dead-letter queue of %s", truncate(id, 64), h.functionARN(ref.AccountID, ref.Name))
+		if _, apiErr := h.deadLetter(v, ref, id); apiErr != nil {
+			return ref, nil, apiErr
 		}
 		ids = append(ids, id)
 	}
@@ -186,13 +194,10 @@ func (h *Handler) redriveDeadLetters(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	for start := 0; start < len(ids); start += maxDeadLetterBatch {
-		batch := ids[start:min(start+maxDeadLetterBatch, len(ids))]
-		hd := h.header(req)
-		hd.RequestId += "-" + strconv.Itoa(start)
-		if _, apiErr := h.apply(req, &fsmpb.AsyncRedriveCmd{Header: hd, FunctionName: ref.Name, Ids: batch}); apiErr != nil {
-			return nil, 0, apiErr
-		}
+	if apiErr := h.applyInBatches(req, ids, func(hd *fsmpb.Header, batch []string) fsm.Command {
+		return &fsmpb.AsyncRedriveCmd{Header: hd, FunctionName: ref.Name, Ids: batch}
+	}); apiErr != nil {
+		return nil, 0, apiErr
 	}
 	return redriveResponse{Redriven: len(ids), EventIDs: ids}, http.StatusOK, nil
 }
@@ -202,13 +207,31 @@ func (h *Handler) purgeDeadLetters(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	for start := 0; start < len(ids); start += maxDeadLetterBatch {
-		batch := ids[start:min(start+maxDeadLetterBatch, len(ids))]
-		hd := h.header(req)
-		hd.RequestId += "-" + strconv.Itoa(start)
-		if _, apiErr := h.apply(req, &fsmpb.AsyncPurgeCmd{Header: hd, FunctionName: ref.Name, Ids: batch}); apiErr != nil {
-			return nil, 0, apiErr
-		}
+	if apiErr := h.applyInBatches(req, ids, func(hd *fsmpb.Header, batch []string) fsm.Command {
+		return &fsmpb.AsyncPurgeCmd{Header: hd, FunctionName: ref.Name, Ids: batch}
+	}); apiErr != nil {
+		return nil, 0, apiErr
 	}
 	return purgeResponse{Purged: len(ids), EventIDs: ids}, http.StatusOK, nil
+}
+
+// applyInBatches applies the command cmd builds for each run of at most
+// maxDeadLetterBatch ids; each carries the request id suffixed with its
+// offset, so the batches are distinct commands. Batches are not atomic
+// together: an error after the first says how many events were already
+// acted on, since those are no longer in the queue for a retry to name.
+func (h *Handler) applyInBatches(req *request, ids []string, cmd func(hd *fsmpb.Header, batch []string) fsm.Command) *Error {
+	for start := 0; start < len(ids); start += maxDeadLetterBatch {
+		hd := h.header(req)
+		hd.RequestId += "-" + strconv.Itoa(start)
+		if _, apiErr := h.apply(req, cmd(hd, ids[start:min(start+maxDeadLetterBatch, len(ids))])); apiErr != nil {
+			if start > 0 {
+				e := *apiErr
+				e.Message += fmt.Sprintf(" (the first %d of the %d events were already done: %s is the first that was not)", start, len(ids), ids[start])
+				return &e
+			}
+			return apiErr
+		}
+	}
+	return nil
 }

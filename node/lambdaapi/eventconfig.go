@@ -2,7 +2,6 @@ package lambdaapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/stokehq/stoke/fsm"
@@ -151,11 +150,7 @@ func (h *Handler) eventInvokeConfig(c *fsmpb.EventInvokeConfig) functionEventInv
 // eventConfigTarget resolves {name} and the qualifier of an event-invoke
 // config request; the qualifier defaults to $LATEST.
 func (h *Handler) eventConfigTarget(req *request) (functionRef, string, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return ref, "", apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return ref, "", apiErr
 	}
@@ -252,7 +247,7 @@ func (h *Handler) getEventInvokeConfig(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -282,31 +277,27 @@ func (h *Handler) listEventInvokeConfigs(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit := maxEventInvokeConfigPage
-	if raw := req.r.URL.Query().Get("MaxItems"); raw != "" {
-		n, err := strconv.Atoi(raw)
-		if err != nil || n < 1 || n > maxEventInvokeConfigPage {
-			return nil, 0, constraint(raw, "maxItems", "Member must have value between 1 and 50")
-		}
-		limit = n
+	limit, apiErr := pageSize(req, maxEventInvokeConfigPage)
+	if apiErr != nil {
+		return nil, 0, apiErr
 	}
 	marker := req.r.URL.Query().Get("Marker")
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
 	out := listEventInvokeConfigsResponse{FunctionEventInvokeConfigs: []functionEventInvokeConfig{}}
+	last := ""
 	for _, c := range v.EventInvokeConfigs(ref.AccountID, ref.Name) {
 		if c.Qualifier <= marker {
 			continue
 		}
 		if len(out.FunctionEventInvokeConfigs) == limit {
-			next := out.FunctionEventInvokeConfigs[limit-1].FunctionArn
-			next = next[strings.LastIndexByte(next, ':')+1:]
-			out.NextMarker = &next
+			out.NextMarker = &last
 			break
 		}
 		out.FunctionEventInvokeConfigs = append(out.FunctionEventInvokeConfigs, h.eventInvokeConfig(c))
+		last = c.Qualifier
 	}
 	return out, http.StatusOK, nil
 }

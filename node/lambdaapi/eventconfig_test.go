@@ -60,3 +60,47 @@ func FuzzParseTarget(f *testing.F) {
 		}
 	})
 }
+
+// TestListEventInvokeConfigsPaginates follows NextMarker one config at a
+// time and checks MaxItems' bounds (1..50).
+func TestListEventInvokeConfigsPaginates(t *testing.T) {
+	h := newTestHandler(t)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions", createBody(`,"Publish":true`)); rec.Code != 201 {
+		t.Fatalf("create: %d %s", rec.Code, rec.Body)
+	}
+	do(t, h, "PUT", "/2015-03-31/functions/fn/configuration", `{"MemorySize":256}`)
+	if rec, _ := do(t, h, "POST", "/2015-03-31/functions/fn/versions", `{}`); rec.Code != 201 {
+		t.Fatalf("publish: %d %s", rec.Code, rec.Body)
+	}
+	for _, q := range []string{"2", "$LATEST", "1"} {
+		if rec, _ := do(t, h, "PUT", "/2019-09-25/functions/fn/event-invoke-config?Qualifier="+q, `{"MaximumRetryAttempts":1}`); rec.Code != 200 {
+			t.Fatalf("put %s: %d %s", q, rec.Code, rec.Body)
+		}
+	}
+	var got []string
+	marker := ""
+	for pages := 0; pages < 10; pages++ {
+		rec, out := do(t, h, "GET", "/2019-09-25/functions/fn/event-invoke-config/list?MaxItems=1&Marker="+marker, "")
+		if rec.Code != 200 {
+			t.Fatalf("list: %d %s", rec.Code, rec.Body)
+		}
+		for _, c := range out["FunctionEventInvokeConfigs"].([]any) {
+			arn := c.(map[string]any)["FunctionArn"].(string)
+			got = append(got, arn[strings.LastIndexByte(arn, ':')+1:])
+		}
+		next, _ := out["NextMarker"].(string)
+		if next == "" {
+			break
+		}
+		marker = next
+	}
+	if strings.Join(got, " ") != "$LATEST 1 2" {
+		t.Fatalf("pages gave %v, want [$LATEST 1 2]", got)
+	}
+	for _, n := range []string{"0", "51", "x"} {
+		rec, _ := do(t, h, "GET", "/2019-09-25/functions/fn/event-invoke-config/list?MaxItems="+n, "")
+		if rec.Code != 400 || rec.Header().Get("X-Amzn-ErrorType") != "InvalidParameterValueException" || !strings.Contains(rec.Body.String(), "between 1 and 50") {
+			t.Errorf("MaxItems=%s: %d %s", n, rec.Code, rec.Body)
+		}
+	}
+}

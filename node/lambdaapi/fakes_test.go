@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,16 @@ type fakeMeta struct {
 	mu    sync.Mutex
 	f     *fsm.FSM
 	index uint64
+	// stale, when set, is what View returns: a local replica lagging
+	// behind the writes (see lag).
+	stale atomic.Pointer[fsm.View]
+}
+
+// lag freezes View (the local replica) at the current state until the
+// returned func is called; ConsistentView keeps reading the latest state.
+func (m *fakeMeta) lag() (catchUp func()) {
+	m.stale.Store(m.f.Store().View())
+	return func() { m.stale.Store(nil) }
 }
 
 func newFakeMeta(t testing.TB) *fakeMeta {
@@ -54,7 +65,12 @@ func (m *fakeMeta) Apply(_ context.Context, cmd fsm.Command) (*fsmpb.ApplyResult
 	return res.Value, res.Err
 }
 
-func (m *fakeMeta) View() *fsm.View { return m.f.Store().View() }
+func (m *fakeMeta) View() *fsm.View {
+	if v := m.stale.Load(); v != nil {
+		return v
+	}
+	return m.f.Store().View()
+}
 func (m *fakeMeta) ConsistentView(context.Context) (*fsm.View, error) {
 	return m.f.Store().View(), nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -46,7 +47,7 @@ func (h *Handler) createFunction(req *request) (any, int, *Error) {
 	if in.Code == nil {
 		return nil, 0, invalidParameter("Code is required")
 	}
-	if err := checkUnsupportedCode(in.Code.S3Bucket, in.Code.S3Key, in.Code.S3ObjectVersion, in.Code.ImageURI); err != nil {
+	if err := in.Code.checkSupported(); err != nil {
 		return nil, 0, err
 	}
 	if len(in.Code.ZipFile) == 0 {
@@ -99,8 +100,14 @@ func (h *Handler) createFunction(req *request) (any, int, *Error) {
 		}
 	}
 	// Refuse a duplicate before storing its code; the state machine checks
-	// again at commit, which is what decides a race.
-	if h.deps.Meta.View().Function(ref.AccountID, ref.Name) != nil {
+	// again at commit, which is what decides a race. The read is
+	// consistent: a lagging replica would still hold a function deleted
+	// through another node and refuse its re-creation.
+	v, apiErr := h.consistentView(req)
+	if apiErr != nil {
+		return nil, 0, apiErr
+	}
+	if v.Function(ref.AccountID, ref.Name) != nil {
 		return nil, 0, conflict("Function already exist: %s", ref.Name)
 	}
 	code, apiErr := h.putCode(req, ref.Name, in.Code.ZipFile)
@@ -191,7 +198,7 @@ func (h *Handler) resolve(v *fsm.View, ref functionRef, qualifier string) (resol
 	case qualifier == "" || qualifier == VersionLatest:
 		return resolved{fn: fn}, nil
 	case isVersionNumber(qualifier):
-		ver := v.Version(ref.AccountID, ref.Name, parseVersion(qualifier))
+		ver := versionOf(v, ref, qualifier)
 		if ver == nil {
 			return resolved{}, functionNotFound(h, ref.AccountID, ref.Name, qualifier)
 		}
@@ -203,7 +210,7 @@ func (h *Handler) resolve(v *fsm.View, ref functionRef, qualifier string) (resol
 	}
 	out := resolved{fn: fn, alias: al}
 	if al.FunctionVersion != VersionLatest {
-		out.version = v.Version(ref.AccountID, ref.Name, parseVersion(al.FunctionVersion))
+		out.version = versionOf(v, ref, al.FunctionVersion)
 		if out.version == nil {
 			return resolved{}, functionNotFound(h, ref.AccountID, ref.Name, al.FunctionVersion)
 		}
@@ -211,12 +218,17 @@ func (h *Handler) resolve(v *fsm.View, ref functionRef, qualifier string) (resol
 	return out, nil
 }
 
-func (h *Handler) lookup(req *request) (resolved, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return resolved{}, apiErr
+// versionOf returns the published version q names in v, or nil.
+func versionOf(v *fsm.View, ref functionRef, q string) *fsmpb.Version {
+	n, ok := parseVersion(q)
+	if !ok {
+		return nil
 	}
-	q, apiErr := qualifierOf(req, ref)
+	return v.Version(ref.AccountID, ref.Name, n)
+}
+
+func (h *Handler) lookup(req *request) (resolved, *Error) {
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return resolved{}, apiErr
 	}
@@ -311,11 +323,7 @@ func (h *Handler) downloadCode(req *request) (any, int, *Error) {
 }
 
 func (h *Handler) deleteFunction(req *request) (any, int, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -325,7 +333,11 @@ func (h *Handler) deleteFunction(req *request) (any, int, *Error) {
 	case q == VersionLatest:
 		return nil, 0, invalidParameter("$LATEST version cannot be deleted without deleting the function.")
 	case isVersionNumber(q):
-		cmd.Version = parseVersion(q)
+		n, ok := parseVersion(q)
+		if !ok {
+			return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, q)
+		}
+		cmd.Version = n
 	default:
 		return nil, 0, invalidParameter("Deletion of aliases is not supported through DeleteFunction; use DeleteAlias for %s", q)
 	}
@@ -344,7 +356,7 @@ func (h *Handler) updateFunctionCode(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	if err := checkUnsupportedCode(in.S3Bucket, in.S3Key, in.S3ObjectVersion, in.ImageURI); err != nil {
+	if err := in.checkSupported(); err != nil {
 		return nil, 0, err
 	}
 	if len(in.ZipFile) == 0 {
@@ -353,10 +365,12 @@ func (h *Handler) updateFunctionCode(req *request) (any, int, *Error) {
 	if err := checkArchitectures(in.Architectures); err != nil {
 		return nil, 0, err
 	}
-	v := h.deps.Meta.View()
-	fn := v.Function(ref.AccountID, ref.Name)
-	if fn == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
+	// A consistent read, like every control-plane read: on a lagging
+	// replica a function created or updated through another node would
+	// be missing (404) or fail its RevisionId check (412).
+	_, fn, apiErr := h.functionView(req, ref)
+	if apiErr != nil {
+		return nil, 0, apiErr
 	}
 	if in.RevisionID != nil && *in.RevisionID != fn.RevisionId {
 		return nil, 0, preconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
@@ -464,15 +478,15 @@ func (h *Handler) updateFunctionConfiguration(req *request) (any, int, *Error) {
 	return h.configuration(res.Function, nil, env), http.StatusOK, nil
 }
 
-// pageSize reads MaxItems (1..10000, default 50).
-func pageSize(req *request) (int, *Error) {
+// pageSize reads MaxItems (1..most, default 50 or most if smaller).
+func pageSize(req *request, most int) (int, *Error) {
 	raw := req.r.URL.Query().Get("MaxItems")
 	if raw == "" {
-		return defaultListPageSize, nil
+		return min(defaultListPageSize, most), nil
 	}
 	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > maxListPageSize {
-		return 0, constraint(raw, "maxItems", "Member must have value between 1 and 10000")
+	if err != nil || n < 1 || n > most {
+		return 0, constraint(raw, "maxItems", fmt.Sprintf("Member must have value between 1 and %d", most))
 	}
 	return n, nil
 }
@@ -499,11 +513,10 @@ func decodeMarker(req *request) (string, *Error) {
 // FunctionVersion=ALL through every configuration (each function's
 // $LATEST followed by its versions).
 func (h *Handler) listFunctions(req *request) (any, int, *Error) {
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
 	all := false
 	switch fv := req.r.URL.Query().Get("FunctionVersion"); fv {
 	case "":
@@ -563,7 +576,8 @@ func versionOrder(v string) int64 {
 	if v == VersionLatest || v == "" {
 		return 0
 	}
-	return parseVersion(v)
+	n, _ := parseVersion(v)
+	return n
 }
 
 func splitMarker(m string) (name, version string) {

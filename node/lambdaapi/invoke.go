@@ -70,12 +70,7 @@ func pickVersion(al *fsmpb.Alias, roll float64) string {
 }
 
 func (h *Handler) invoke(req *request) (any, int, *Error) {
-	start := time.Now()
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return nil, 0, apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -105,13 +100,15 @@ func (h *Handler) invoke(req *request) (any, int, *Error) {
 	}
 
 	// The invoke path reads the local replica: it never waits on Raft.
-	rs, apiErr := h.resolve(h.deps.Meta.View(), ref, q)
+	// One view serves the whole resolution, alias weights included.
+	v := h.deps.Meta.View()
+	rs, apiErr := h.resolve(v, ref, q)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
 	if rs.alias != nil && len(rs.alias.AdditionalVersionWeights) > 0 {
 		if picked := pickVersion(rs.alias, rand.Float64()); picked != rs.alias.FunctionVersion {
-			ver := h.deps.Meta.View().Version(ref.AccountID, ref.Name, parseVersion(picked))
+			ver := versionOf(v, ref, picked)
 			if ver == nil {
 				return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, picked)
 			}
@@ -152,10 +149,9 @@ func (h *Handler) invoke(req *request) (any, int, *Error) {
 		return nil, http.StatusAccepted, nil
 	}
 
-	done := h.deps.Metrics.inflight(ir.FunctionName)
+	end := h.deps.Metrics.begin(ir.FunctionName)
 	res, err := h.deps.Invoker.Invoke(req.ctx, ir)
-	done()
-	h.deps.Metrics.observe(ir, res, err, time.Since(start))
+	end(res, err)
 	if err != nil {
 		return nil, 0, h.toAPIError(err)
 	}

@@ -3,7 +3,6 @@ package lambdaapi
 import (
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -68,23 +67,24 @@ func (m *Metrics) label(function string) string {
 	return function
 }
 
-// inflight marks one invocation of function in flight; call the returned
-// func when it ends. Safe on a nil *Metrics.
-func (m *Metrics) inflight(function string) func() {
+// begin marks one invocation of function in flight and returns the func
+// that records its outcome when it ends. The function's label is looked up
+// once for both. Safe on a nil *Metrics.
+func (m *Metrics) begin(function string) (end func(*InvokeResult, error)) {
 	if m == nil {
-		return func() {}
+		return func(*InvokeResult, error) {}
 	}
-	g := m.concurrent.WithLabelValues(m.label(function))
+	fn := m.label(function)
+	g := m.concurrent.WithLabelValues(fn)
 	g.Inc()
-	return g.Dec
+	return func(res *InvokeResult, err error) {
+		g.Dec()
+		m.observe(fn, res, err)
+	}
 }
 
-// observe records one finished invocation. Safe on a nil *Metrics.
-func (m *Metrics) observe(req *InvokeRequest, res *InvokeResult, err error, _ time.Duration) {
-	if m == nil {
-		return
-	}
-	fn := m.label(req.FunctionName)
+// observe records one finished invocation of the function labelled fn.
+func (m *Metrics) observe(fn string, res *InvokeResult, err error) {
 	var apiErr *Error
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Type == "TooManyRequestsException":

@@ -53,11 +53,7 @@ func provisionedNotFound() *Error {
 
 // provisionedTarget parses the function and its required qualifier.
 func (h *Handler) provisionedTarget(req *request) (functionRef, string, *Error) {
-	ref, apiErr := h.resolveName(req, req.r.PathValue("name"))
-	if apiErr != nil {
-		return ref, "", apiErr
-	}
-	q, apiErr := qualifierOf(req, ref)
+	ref, q, apiErr := h.qualifiedTarget(req)
 	if apiErr != nil {
 		return ref, "", apiErr
 	}
@@ -110,7 +106,7 @@ func (h *Handler) getProvisionedConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -126,12 +122,11 @@ func (h *Handler) listProvisionedConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}

@@ -52,16 +52,14 @@ type createFunctionRequest struct {
 	Layers           []string          `json:"Layers"`
 }
 
+// updateFunctionCodeRequest carries the code members at its top level,
+// where CreateFunction nests them under Code.
 type updateFunctionCodeRequest struct {
-	ZipFile         []byte   `json:"ZipFile"`
-	S3Bucket        *string  `json:"S3Bucket"`
-	S3Key           *string  `json:"S3Key"`
-	S3ObjectVersion *string  `json:"S3ObjectVersion"`
-	ImageURI        *string  `json:"ImageUri"`
-	Publish         bool     `json:"Publish"`
-	DryRun          bool     `json:"DryRun"`
-	RevisionID      *string  `json:"RevisionId"`
-	Architectures   []string `json:"Architectures"`
+	functionCode
+	Publish       bool     `json:"Publish"`
+	DryRun        bool     `json:"DryRun"`
+	RevisionID    *string  `json:"RevisionId"`
+	Architectures []string `json:"Architectures"`
 }
 
 type updateFunctionConfigurationRequest struct {

@@ -167,11 +167,12 @@ func checkTags(tags map[string]string) *Error {
 	return nil
 }
 
-func checkUnsupportedCode(s3Bucket, s3Key, s3Version, imageURI *string) *Error {
-	if imageURI != nil {
+// checkSupported refuses the code sources Stoke does not take.
+func (c *functionCode) checkSupported() *Error {
+	if c.ImageURI != nil {
 		return invalidParameter("Container image functions (ImageUri) are not supported by Stoke; upload a .zip package in ZipFile")
 	}
-	if s3Bucket != nil || s3Key != nil || s3Version != nil {
+	if c.S3Bucket != nil || c.S3Key != nil || c.S3ObjectVersion != nil {
 		return invalidParameter("Code in S3 is not supported by Stoke; upload the .zip package inline in ZipFile")
 	}
 	return nil

@@ -38,18 +38,13 @@ func (h *Handler) listVersions(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
-	v, apiErr := h.consistentView(req)
+	v, fn, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	fn := v.Function(ref.AccountID, ref.Name)
-	if fn == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	rows := []resolved{{fn: fn}}
 	for _, ver := range v.Versions(ref.AccountID, ref.Name) {
@@ -181,13 +176,12 @@ func (h *Handler) listAliases(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	pg, apiErr := pageOf(req)
+	limit, marker, apiErr := pageOf(req)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	limit, marker := pg.limit, pg.marker
 	filter := req.r.URL.Query().Get("FunctionVersion")
-	v, apiErr := h.functionView(req, ref)
+	v, _, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
@@ -246,13 +240,9 @@ func (h *Handler) getFunctionConcurrency(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.consistentView(req)
+	_, fn, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	fn := v.Function(ref.AccountID, ref.Name)
-	if fn == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	if !fn.HasReservedConcurrency {
 		return concurrency{}, http.StatusOK, nil
@@ -311,13 +301,9 @@ func (h *Handler) listTags(req *request) (any, int, *Error) {
 	if apiErr != nil {
 		return nil, 0, apiErr
 	}
-	v, apiErr := h.consistentView(req)
+	_, fn, apiErr := h.functionView(req, ref)
 	if apiErr != nil {
 		return nil, 0, apiErr
-	}
-	fn := v.Function(ref.AccountID, ref.Name)
-	if fn == nil {
-		return nil, 0, functionNotFound(h, ref.AccountID, ref.Name, "")
 	}
 	tags := fn.Tags
 	if tags == nil {

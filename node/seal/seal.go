@@ -69,16 +69,47 @@ func LoadOrCreate(path string) (Secret, bool, error) {
 	return s, true, Write(path, s)
 }
 
-// Write stores s at path with owner-only permissions, atomically.
+// Write stores s at path with owner-only permissions, atomically and
+// durably: once it returns, a crash leaves the whole key at path, never an
+// empty file (every value sealed from then on depends on it).
 func Write(path string, s Secret) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// A temporary file left by an earlier attempt is replaced, not
+	// reused: os.WriteFile would keep its permissions, whatever they are.
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s.String()+"\n"), 0o600); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return os.Rename(tmp, path)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s.String() + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Derive returns a 32-byte key for purpose; different purposes give

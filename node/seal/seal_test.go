@@ -58,3 +58,27 @@ func TestLoadOrCreateKeepsOwnerOnlyFile(t *testing.T) {
 		t.Fatal("different purposes derived the same key")
 	}
 }
+
+// TestWriteReplacesStaleTemporaryFile: a world-readable temporary file left
+// by an earlier attempt does not pass its permissions on to the key.
+func TestWriteReplacesStaleTemporaryFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cluster.key")
+	if err := os.WriteFile(path+".tmp", []byte("stale"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := NewSecret()
+	if err := Write(path, s); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	got, created, err := LoadOrCreate(path)
+	if err != nil || created || got != s {
+		t.Fatalf("reload: %v created=%v same=%v", err, created, got == s)
+	}
+	if _, err := os.Stat(path + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary file left behind: %v", err)
+	}
+}

@@ -119,9 +119,32 @@ func canonicalQuery(params []queryParam, presigned bool) string {
 	return b.String()
 }
 
+// signedHeaderValues returns the values of each named (lowercase) header,
+// read once for every canonical-request variant.
+func signedHeaderValues(r *http.Request, names []string) [][]string {
+	// Keys Go did not canonicalize (names with characters outside the
+	// token set, or set directly in process) are stored as received and
+	// found by case-folding. A server-parsed request has none, so a
+	// signed name the request lacks costs one map lookup, not a scan of
+	// every header.
+	var odd []string
+	for k := range r.Header {
+		if textproto.CanonicalMIMEHeaderKey(k) != k {
+			odd = append(odd, k)
+		}
+	}
+	slices.Sort(odd)
+	out := make([][]string, len(names))
+	for i, n := range names {
+		out[i] = headerValues(r, n, odd)
+	}
+	return out
+}
+
 // headerValues returns the values of the named (lowercase) header in the
-// order received, recovering the ones Go's server moves out of r.Header.
-func headerValues(r *http.Request, name string) []string {
+// order received, recovering the ones Go's server moves out of r.Header;
+// odd lists, sorted, the keys of r.Header that are not in canonical form.
+func headerValues(r *http.Request, name string, odd []string) []string {
 	switch name {
 	case "host":
 		if r.Host != "" {
@@ -148,18 +171,11 @@ func headerValues(r *http.Request, name string) []string {
 	if v, ok := r.Header[textproto.CanonicalMIMEHeaderKey(name)]; ok {
 		return v
 	}
-	// Keys Go did not canonicalize (names with characters outside the
-	// token set) are stored as received.
 	var vals []string
-	keys := make([]string, 0, len(r.Header))
-	for k := range r.Header {
+	for _, k := range odd {
 		if strings.EqualFold(k, name) {
-			keys = append(keys, k)
+			vals = append(vals, r.Header[k]...)
 		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		vals = append(vals, r.Header[k]...)
 	}
 	return vals
 }
@@ -190,10 +206,12 @@ func trimAll(v string, allSpace bool) string {
 	return b.String()
 }
 
-func canonicalHeaders(r *http.Request, names []string, allSpace bool) string {
+// canonicalHeaders writes each name with its values (values[i] are
+// names[i]'s, from signedHeaderValues).
+func canonicalHeaders(names []string, values [][]string, allSpace bool) string {
 	var b strings.Builder
-	for _, n := range names {
-		vals := headerValues(r, n)
+	for i, n := range names {
+		vals := values[i]
 		b.WriteString(n)
 		b.WriteByte(':')
 		for i, v := range vals {
@@ -217,8 +235,9 @@ func canonicalRequests(r *http.Request, sr *signedRequest, payloadHash string) [
 	if p := uriEncode(raw, true); p != paths[0] {
 		paths = append(paths, p)
 	}
-	headers := []string{canonicalHeaders(r, sr.signedHeaders, false)}
-	if h := canonicalHeaders(r, sr.signedHeaders, true); h != headers[0] {
+	values := signedHeaderValues(r, sr.signedHeaders)
+	headers := []string{canonicalHeaders(sr.signedHeaders, values, false)}
+	if h := canonicalHeaders(sr.signedHeaders, values, true); h != headers[0] {
 		headers = append(headers, h)
 	}
 	query := canonicalQuery(sr.query, sr.presigned)

@@ -114,6 +114,16 @@ func TestVerify(t *testing.T) {
 		{name: "tampered signed header", opts: signOpts{body: body}, after: func(r *http.Request) {
 			r.Header.Set("X-Amz-Invocation-Type", "Event")
 		}, wantKind: KindSignatureMismatch},
+		// A header set in process in non-canonical form is signed under its
+		// lowercase name and found again by case-folding.
+		{name: "header stored in non-canonical form", opts: signOpts{body: body, before: func(r *http.Request) {
+			r.Header["x-stoke-odd"] = []string{"v"}
+		}}},
+		{name: "tampered non-canonical header", opts: signOpts{body: body, before: func(r *http.Request) {
+			r.Header["x-stoke-odd"] = []string{"v"}
+		}}, after: func(r *http.Request) {
+			r.Header["x-stoke-odd"] = []string{"w"}
+		}, wantKind: KindSignatureMismatch},
 		{name: "tampered query", opts: signOpts{body: body}, after: func(r *http.Request) {
 			r.URL.RawQuery = "Qualifier=1"
 		}, wantKind: KindSignatureMismatch},
