@@ -3,6 +3,7 @@ package fsm
 import (
 	"sort"
 	"strconv"
+	"unicode/utf8"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
@@ -237,11 +238,18 @@ func (a *applier) asyncEnqueue(c *fsmpb.AsyncEnqueueCmd) error {
 	return nil
 }
 
+// truncateMessage bounds s to maxAsyncErrorMessage bytes without splitting
+// a UTF-8 sequence: a proto3 string holding invalid UTF-8 cannot be
+// marshalled, and one such record would fail every later snapshot.
 func truncateMessage(s string) string {
 	if len(s) <= maxAsyncErrorMessage {
 		return s
 	}
-	return s[:maxAsyncErrorMessage]
+	n := maxAsyncErrorMessage
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (a *applier) asyncUpdate(c *fsmpb.AsyncUpdateCmd) error {

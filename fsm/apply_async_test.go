@@ -3,6 +3,7 @@ package fsm
 import (
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stokehq/stoke/proto/fsmpb"
@@ -170,6 +171,14 @@ func TestApplyAsyncCommands(t *testing.T) {
 				}
 				if dl := v.DeadLetters(testAccount, "fn", "", 0); len(dl) != 1 || dl[0].Id != "e1" {
 					t.Fatalf("dead letters = %v", dl)
+				}
+			}},
+		{name: "a long error message is cut on a rune boundary", setup: withEvents,
+			cmd: update(&fsmpb.AsyncEventUpdate{Id: "e1", Action: fsmpb.AsyncAction_ASYNC_ACTION_DEAD_LETTER,
+				ErrorMessage: strings.Repeat("a", maxAsyncErrorMessage-1) + "é"}),
+			check: func(t *testing.T, v *View) {
+				if got := v.AsyncEvent("e1").ErrorMessage; got != strings.Repeat("a", maxAsyncErrorMessage-1) {
+					t.Fatalf("error message is %d bytes, want the %d before the split rune", len(got), maxAsyncErrorMessage-1)
 				}
 			}},
 		{name: "a dead event is not completed", setup: withDead,
