@@ -189,19 +189,6 @@ func (a *applier) deleteEventInvokeConfig(c *fsmpb.DeleteEventInvokeConfigCmd) e
 	return nil
 }
 
-// deleteEventInvokeConfigs drops the configurations of a deleted function
-// (qualifier "") or of one deleted version or alias, so a function created
-// again under the same name starts without them.
-func (a *applier) deleteEventInvokeConfigs(accountID, function, qualifier string) {
-	if qualifier == "" {
-		_, _ = a.txn.DeleteAll(tableEventConfigs, indexFunction, accountID, function)
-		return
-	}
-	if raw, _ := a.txn.First(tableEventConfigs, indexID, accountID, function, qualifier); raw != nil {
-		_ = a.txn.Delete(tableEventConfigs, raw)
-	}
-}
-
 func (a *applier) asyncEvent(id string) *fsmpb.AsyncEvent {
 	raw, _ := a.txn.First(tableAsyncEvents, indexID, id)
 	if raw == nil {

@@ -115,6 +115,15 @@ func asyncApplyCases() []applyCase {
 					t.Fatal("configs outlived their function")
 				}
 			}},
+		{name: "deleting an alias deletes its config only", setup: append(append([]Command{}, withAlias...),
+			&fsmpb.PutEventInvokeConfigCmd{Header: hdr(testAccount), Config: eventCfg("live", 1, 0, "")},
+			&fsmpb.PutEventInvokeConfigCmd{Header: hdr(testAccount), Config: eventCfg("", 1, 0, "")}),
+			cmd: &fsmpb.DeleteAliasCmd{Header: hdr(testAccount), FunctionName: "fn", Name: "live"},
+			check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
+				if v.EventInvokeConfig(testAccount, "fn", "live") != nil || v.EventInvokeConfig(testAccount, "fn", VersionLatest) == nil {
+					t.Fatalf("configs left: %v", v.EventInvokeConfigs(testAccount, "fn"))
+				}
+			}},
 		{name: "enqueue a batch", setup: withFn, cmd: enqueue("e1", "e2", "e3"),
 			check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
 				ev := v.AsyncEvent("e2")

@@ -192,13 +192,3 @@ func (a *applier) setProvisionedConcurrencyStatus(c *fsmpb.SetProvisionedConcurr
 	}
 	return &fsmpb.ApplyResult{}, nil
 }
-
-// dropProvisioned removes the config of a deleted version or alias.
-func (a *applier) dropProvisioned(acctID, function, qualifier string) error {
-	if raw, _ := a.txn.First(tableProvisioned, indexID, acctID, function, qualifier); raw != nil {
-		if err := a.txn.Delete(tableProvisioned, raw); err != nil {
-			return errorf(CodeInvalid, "delete provisioned concurrency: %v", err)
-		}
-	}
-	return nil
-}
