@@ -52,26 +52,6 @@ func asyncEventsSchema() *memdb.TableSchema {
 	}}
 }
 
-// applyAsync applies the asynchronous-invocation commands; ok is false for
-// any other command.
-func (a *applier) applyAsync(cmd Command) (res *fsmpb.ApplyResult, ok bool, err error) {
-	switch c := cmd.(type) {
-	case *fsmpb.PutEventInvokeConfigCmd:
-		return nil, true, a.putEventInvokeConfig(c)
-	case *fsmpb.DeleteEventInvokeConfigCmd:
-		return nil, true, a.deleteEventInvokeConfig(c)
-	case *fsmpb.AsyncEnqueueCmd:
-		return nil, true, a.asyncEnqueue(c)
-	case *fsmpb.AsyncUpdateCmd:
-		return nil, true, a.asyncUpdate(c)
-	case *fsmpb.AsyncRedriveCmd:
-		return nil, true, a.asyncRedrive(c)
-	case *fsmpb.AsyncPurgeCmd:
-		return nil, true, a.asyncPurge(c)
-	}
-	return nil, false, nil
-}
-
 // checkQualifier refuses a qualifier that names no version or alias of fn.
 func (a *applier) checkQualifier(fn *fsmpb.Function, qualifier string) error {
 	switch {
