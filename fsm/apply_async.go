@@ -185,24 +185,29 @@ func (a *applier) asyncEnqueue(c *fsmpb.AsyncEnqueueCmd) error {
 		if in.Id == "" || in.AccountId == "" || in.FunctionName == "" || len(in.Holders) == 0 || a.asyncEvent(in.Id) != nil {
 			continue
 		}
-		ev := &fsmpb.AsyncEvent{
-			Id:               in.Id,
-			AccountId:        in.AccountId,
-			FunctionName:     in.FunctionName,
-			Qualifier:        in.Qualifier,
-			Version:          in.Version,
-			Holders:          append([]string(nil), in.Holders...),
-			AcceptedUnixNano: a.now(),
-			PayloadBytes:     in.PayloadBytes,
-			State:            fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING,
-			ModifyIndex:      a.index,
-			InvokedArn:       in.InvokedArn,
-		}
-		if err := a.insert(tableAsyncEvents, ev); err != nil {
+		if err := a.insert(tableAsyncEvents, a.freshEvent(in)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// freshEvent is a pending event accepted now, with no attempts, carrying
+// what identifies in and where its payload is.
+func (a *applier) freshEvent(in *fsmpb.AsyncEvent) *fsmpb.AsyncEvent {
+	return &fsmpb.AsyncEvent{
+		Id:               in.Id,
+		AccountId:        in.AccountId,
+		FunctionName:     in.FunctionName,
+		Qualifier:        in.Qualifier,
+		Version:          in.Version,
+		Holders:          append([]string(nil), in.Holders...),
+		AcceptedUnixNano: a.now(),
+		PayloadBytes:     in.PayloadBytes,
+		State:            fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING,
+		ModifyIndex:      a.index,
+		InvokedArn:       in.InvokedArn,
+	}
 }
 
 // truncateMessage bounds s to maxAsyncErrorMessage bytes without splitting
@@ -292,12 +297,7 @@ func (a *applier) asyncRedrive(c *fsmpb.AsyncRedriveCmd) error {
 		return errorf(CodeInvalid, "redrive needs an account and a function")
 	}
 	for _, cur := range a.deadEvents(c.Header.AccountId, c.FunctionName, c.Ids) {
-		ev := &fsmpb.AsyncEvent{
-			Id: cur.Id, AccountId: cur.AccountId, FunctionName: cur.FunctionName, Qualifier: cur.Qualifier,
-			Version: cur.Version, Holders: cur.Holders, AcceptedUnixNano: a.now(), PayloadBytes: cur.PayloadBytes,
-			State: fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING, ModifyIndex: a.index, InvokedArn: cur.InvokedArn,
-		}
-		if err := a.insert(tableAsyncEvents, ev); err != nil {
+		if err := a.insert(tableAsyncEvents, a.freshEvent(cur)); err != nil {
 			return err
 		}
 	}
