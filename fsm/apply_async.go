@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"unicode/utf8"
@@ -182,7 +183,7 @@ func (a *applier) asyncEvent(id string) *fsmpb.AsyncEvent {
 // proposer checks them, and one bad item must not cost the others.
 func (a *applier) asyncEnqueue(c *fsmpb.AsyncEnqueueCmd) error {
 	for _, in := range c.Events {
-		if in.Id == "" || in.AccountId == "" || in.FunctionName == "" || len(in.Holders) == 0 || a.asyncEvent(in.Id) != nil {
+		if in.Id == "" || in.AccountId == "" || in.FunctionName == "" || !validHolders(in.Holders) || a.asyncEvent(in.Id) != nil {
 			continue
 		}
 		if err := a.insert(tableAsyncEvents, a.freshEvent(in)); err != nil {
@@ -190,6 +191,13 @@ func (a *applier) asyncEnqueue(c *fsmpb.AsyncEnqueueCmd) error {
 		}
 	}
 	return nil
+}
+
+// validHolders reports whether hs can be an event's holder list: at least
+// one node and no empty id (the holder index refuses an empty one, which
+// would fail the whole command instead of skipping the item).
+func validHolders(hs []string) bool {
+	return len(hs) > 0 && !slices.Contains(hs, "")
 }
 
 // freshEvent is a pending event accepted now, with no attempts, carrying
@@ -256,7 +264,7 @@ func (a *applier) asyncUpdate(c *fsmpb.AsyncUpdateCmd) error {
 			ev.Condition = u.Condition
 			ev.DeadUnixNano = a.now()
 		case fsmpb.AsyncAction_ASYNC_ACTION_SET_HOLDERS:
-			if len(u.Holders) == 0 {
+			if !validHolders(u.Holders) {
 				continue
 			}
 			ev.Holders = append([]string(nil), u.Holders...)

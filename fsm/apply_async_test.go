@@ -124,6 +124,25 @@ func asyncApplyCases() []applyCase {
 					t.Fatalf("configs left: %v", v.EventInvokeConfigs(testAccount, "fn"))
 				}
 			}},
+		{name: "enqueue skips an event with an empty holder, not the batch", setup: withFn,
+			cmd: func() Command {
+				c := enqueue("e1", "e2")
+				c.Events[0].Holders = []string{"n1", ""}
+				return c
+			}(),
+			check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
+				if v.AsyncEvent("e1") != nil || v.AsyncEvent("e2") == nil {
+					t.Fatalf("e1 = %v, e2 = %v; want only e2", v.AsyncEvent("e1"), v.AsyncEvent("e2"))
+				}
+			}},
+		{name: "an empty holder in set-holders skips that update, not the batch", setup: withEvents,
+			cmd: update(&fsmpb.AsyncEventUpdate{Id: "e1", Action: fsmpb.AsyncAction_ASYNC_ACTION_SET_HOLDERS, Holders: []string{""}},
+				&fsmpb.AsyncEventUpdate{Id: "e2", Action: fsmpb.AsyncAction_ASYNC_ACTION_COMPLETE}),
+			check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
+				if ev := v.AsyncEvent("e1"); ev == nil || len(ev.Holders) != 2 || v.AsyncEvent("e2") != nil {
+					t.Fatalf("e1 = %v, e2 = %v; want e1 unchanged and e2 completed", ev, v.AsyncEvent("e2"))
+				}
+			}},
 		{name: "enqueue a batch", setup: withFn, cmd: enqueue("e1", "e2", "e3"),
 			check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {
 				ev := v.AsyncEvent("e2")
