@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"slices"
 	"sort"
 	"strconv"
+	"unicode/utf8"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
@@ -49,26 +51,6 @@ func asyncEventsSchema() *memdb.TableSchema {
 		indexState:    {Name: indexState, Indexer: state},
 		indexModified: {Name: indexModified, Indexer: &memdb.UintFieldIndex{Field: "ModifyIndex"}},
 	}}
-}
-
-// applyAsync applies the asynchronous-invocation commands; ok is false for
-// any other command.
-func (a *applier) applyAsync(cmd Command) (res *fsmpb.ApplyResult, ok bool, err error) {
-	switch c := cmd.(type) {
-	case *fsmpb.PutEventInvokeConfigCmd:
-		return nil, true, a.putEventInvokeConfig(c)
-	case *fsmpb.DeleteEventInvokeConfigCmd:
-		return nil, true, a.deleteEventInvokeConfig(c)
-	case *fsmpb.AsyncEnqueueCmd:
-		return nil, true, a.asyncEnqueue(c)
-	case *fsmpb.AsyncUpdateCmd:
-		return nil, true, a.asyncUpdate(c)
-	case *fsmpb.AsyncRedriveCmd:
-		return nil, true, a.asyncRedrive(c)
-	case *fsmpb.AsyncPurgeCmd:
-		return nil, true, a.asyncPurge(c)
-	}
-	return nil, false, nil
 }
 
 // checkQualifier refuses a qualifier that names no version or alias of fn.
@@ -188,19 +170,6 @@ func (a *applier) deleteEventInvokeConfig(c *fsmpb.DeleteEventInvokeConfigCmd) e
 	return nil
 }
 
-// deleteEventInvokeConfigs drops the configurations of a deleted function
-// (qualifier "") or of one deleted version or alias, so a function created
-// again under the same name starts without them.
-func (a *applier) deleteEventInvokeConfigs(accountID, function, qualifier string) {
-	if qualifier == "" {
-		_, _ = a.txn.DeleteAll(tableEventConfigs, indexFunction, accountID, function)
-		return
-	}
-	if raw, _ := a.txn.First(tableEventConfigs, indexID, accountID, function, qualifier); raw != nil {
-		_ = a.txn.Delete(tableEventConfigs, raw)
-	}
-}
-
 func (a *applier) asyncEvent(id string) *fsmpb.AsyncEvent {
 	raw, _ := a.txn.First(tableAsyncEvents, indexID, id)
 	if raw == nil {
@@ -214,34 +183,53 @@ func (a *applier) asyncEvent(id string) *fsmpb.AsyncEvent {
 // proposer checks them, and one bad item must not cost the others.
 func (a *applier) asyncEnqueue(c *fsmpb.AsyncEnqueueCmd) error {
 	for _, in := range c.Events {
-		if in.Id == "" || in.AccountId == "" || in.FunctionName == "" || len(in.Holders) == 0 || a.asyncEvent(in.Id) != nil {
+		if in.Id == "" || in.AccountId == "" || in.FunctionName == "" || !validHolders(in.Holders) || a.asyncEvent(in.Id) != nil {
 			continue
 		}
-		ev := &fsmpb.AsyncEvent{
-			Id:               in.Id,
-			AccountId:        in.AccountId,
-			FunctionName:     in.FunctionName,
-			Qualifier:        in.Qualifier,
-			Version:          in.Version,
-			Holders:          append([]string(nil), in.Holders...),
-			AcceptedUnixNano: a.now(),
-			PayloadBytes:     in.PayloadBytes,
-			State:            fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING,
-			ModifyIndex:      a.index,
-			InvokedArn:       in.InvokedArn,
-		}
-		if err := a.insert(tableAsyncEvents, ev); err != nil {
+		if err := a.insert(tableAsyncEvents, a.freshEvent(in)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// validHolders reports whether hs can be an event's holder list: at least
+// one node and no empty id (the holder index refuses an empty one, which
+// would fail the whole command instead of skipping the item).
+func validHolders(hs []string) bool {
+	return len(hs) > 0 && !slices.Contains(hs, "")
+}
+
+// freshEvent is a pending event accepted now, with no attempts, carrying
+// what identifies in and where its payload is.
+func (a *applier) freshEvent(in *fsmpb.AsyncEvent) *fsmpb.AsyncEvent {
+	return &fsmpb.AsyncEvent{
+		Id:               in.Id,
+		AccountId:        in.AccountId,
+		FunctionName:     in.FunctionName,
+		Qualifier:        in.Qualifier,
+		Version:          in.Version,
+		Holders:          append([]string(nil), in.Holders...),
+		AcceptedUnixNano: a.now(),
+		PayloadBytes:     in.PayloadBytes,
+		State:            fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING,
+		ModifyIndex:      a.index,
+		InvokedArn:       in.InvokedArn,
+	}
+}
+
+// truncateMessage bounds s to maxAsyncErrorMessage bytes without splitting
+// a UTF-8 sequence: a proto3 string holding invalid UTF-8 cannot be
+// marshalled, and one such record would fail every later snapshot.
 func truncateMessage(s string) string {
 	if len(s) <= maxAsyncErrorMessage {
 		return s
 	}
-	return s[:maxAsyncErrorMessage]
+	n := maxAsyncErrorMessage
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func (a *applier) asyncUpdate(c *fsmpb.AsyncUpdateCmd) error {
@@ -276,7 +264,7 @@ func (a *applier) asyncUpdate(c *fsmpb.AsyncUpdateCmd) error {
 			ev.Condition = u.Condition
 			ev.DeadUnixNano = a.now()
 		case fsmpb.AsyncAction_ASYNC_ACTION_SET_HOLDERS:
-			if len(u.Holders) == 0 {
+			if !validHolders(u.Holders) {
 				continue
 			}
 			ev.Holders = append([]string(nil), u.Holders...)
@@ -317,12 +305,7 @@ func (a *applier) asyncRedrive(c *fsmpb.AsyncRedriveCmd) error {
 		return errorf(CodeInvalid, "redrive needs an account and a function")
 	}
 	for _, cur := range a.deadEvents(c.Header.AccountId, c.FunctionName, c.Ids) {
-		ev := &fsmpb.AsyncEvent{
-			Id: cur.Id, AccountId: cur.AccountId, FunctionName: cur.FunctionName, Qualifier: cur.Qualifier,
-			Version: cur.Version, Holders: cur.Holders, AcceptedUnixNano: a.now(), PayloadBytes: cur.PayloadBytes,
-			State: fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING, ModifyIndex: a.index, InvokedArn: cur.InvokedArn,
-		}
-		if err := a.insert(tableAsyncEvents, ev); err != nil {
+		if err := a.insert(tableAsyncEvents, a.freshEvent(cur)); err != nil {
 			return err
 		}
 	}

@@ -196,7 +196,8 @@ func (a *applier) deleteFunction(c *fsmpb.DeleteFunctionCmd) (*fsmpb.ApplyResult
 	if c.Version != 0 {
 		return a.deleteVersion(fn, c.Version)
 	}
-	for _, table := range []string{tableVersions, tableAliases, tableProvisioned} {
+	// A function created again under the same name starts without them.
+	for _, table := range []string{tableVersions, tableAliases, tableProvisioned, tableEventConfigs} {
 		if _, err := a.txn.DeleteAll(table, indexFunction, acctID, c.Name); err != nil {
 			return nil, errorf(CodeInvalid, "delete %s: %v", table, err)
 		}
@@ -204,7 +205,6 @@ func (a *applier) deleteFunction(c *fsmpb.DeleteFunctionCmd) (*fsmpb.ApplyResult
 	if err := a.txn.Delete(tableFunctions, fn); err != nil {
 		return nil, errorf(CodeInvalid, "delete function: %v", err)
 	}
-	a.deleteEventInvokeConfigs(acctID, c.Name, "")
 	return &fsmpb.ApplyResult{Function: fn}, nil
 }
 

@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"strconv"
-
 	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
 
@@ -86,16 +84,7 @@ func (a *applier) checkProvisionedQualifier(fn *fsmpb.Function, qualifier string
 	case qualifier == VersionLatest:
 		return errorf(CodeInvalid, "Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
 	}
-	if n, err := strconv.ParseInt(qualifier, 10, 64); err == nil {
-		if raw, _ := a.txn.First(tableVersions, indexID, fn.AccountId, fn.Name, n); raw == nil {
-			return errorf(CodeNotFound, "Function not found: %s:%s", fn.Name, qualifier)
-		}
-		return nil
-	}
-	if raw, _ := a.txn.First(tableAliases, indexID, fn.AccountId, fn.Name, qualifier); raw == nil {
-		return errorf(CodeNotFound, "Function not found: %s:%s", fn.Name, qualifier)
-	}
-	return nil
+	return a.checkQualifier(fn, qualifier)
 }
 
 func (a *applier) putProvisionedConcurrency(c *fsmpb.PutProvisionedConcurrencyCmd) (*fsmpb.ApplyResult, error) {
@@ -191,14 +180,4 @@ func (a *applier) setProvisionedConcurrencyStatus(c *fsmpb.SetProvisionedConcurr
 		return nil, err
 	}
 	return &fsmpb.ApplyResult{}, nil
-}
-
-// dropProvisioned removes the config of a deleted version or alias.
-func (a *applier) dropProvisioned(acctID, function, qualifier string) error {
-	if raw, _ := a.txn.First(tableProvisioned, indexID, acctID, function, qualifier); raw != nil {
-		if err := a.txn.Delete(tableProvisioned, raw); err != nil {
-			return errorf(CodeInvalid, "delete provisioned concurrency: %v", err)
-		}
-	}
-	return nil
 }

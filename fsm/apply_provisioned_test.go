@@ -98,6 +98,9 @@ var provisionedApplyCases = []struct {
 	{name: "set status of a missing config", setup: provisionedSetup,
 		cmd:  &fsmpb.SetProvisionedConcurrencyStatusCmd{Header: hdr(testAccount), FunctionName: "fn", Qualifier: "1", Status: ProvisionedReady},
 		want: CodeNotFound},
+	// "+1" parses as 1 but is not how version 1 is named: a config under
+	// it would never match an invocation of the version.
+	{name: "provisioned on a signed version number", setup: provisionedSetup, cmd: putPC("fn", "+1", 1), want: CodeNotFound},
 	{name: "delete provisioned", setup: withSetup(putPC("fn", "1", 5)),
 		cmd: &fsmpb.DeleteProvisionedConcurrencyCmd{Header: hdr(testAccount), FunctionName: "fn", Qualifier: "1"},
 		check: func(t *testing.T, v *View, _ *fsmpb.ApplyResult) {

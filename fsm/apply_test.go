@@ -243,6 +243,7 @@ func TestApplyCommands(t *testing.T) {
 	}
 	tests = append(tests, blobApplyCases()...)
 	tests = append(tests, provisionedApplyCases...)
+	tests = append(tests, asyncApplyCases()...)
 
 	covered := map[CommandType]bool{}
 	for _, tc := range tests {
@@ -270,7 +271,7 @@ func TestApplyCommands(t *testing.T) {
 		})
 	}
 	for ct := range commands {
-		if !covered[ct] && !asyncCommand(ct) { // async types: TestApplyAsyncCommands
+		if !covered[ct] {
 			t.Errorf("command type %s has no table case", ct)
 		}
 	}

@@ -77,8 +77,7 @@ func (a *applier) deleteVersion(fn *fsmpb.Function, version int64) (*fsmpb.Apply
 	if err := a.txn.Delete(tableVersions, raw); err != nil {
 		return nil, errorf(CodeInvalid, "delete version: %v", err)
 	}
-	a.deleteEventInvokeConfigs(fn.AccountId, fn.Name, strconv.FormatInt(version, 10))
-	if err := a.dropProvisioned(fn.AccountId, fn.Name, strconv.FormatInt(version, 10)); err != nil {
+	if err := a.dropQualifierConfigs(fn.AccountId, fn.Name, strconv.FormatInt(version, 10)); err != nil {
 		return nil, err
 	}
 	return &fsmpb.ApplyResult{Function: fn, Version: raw.(*fsmpb.Version)}, nil
@@ -232,9 +231,22 @@ func (a *applier) deleteAlias(c *fsmpb.DeleteAliasCmd) (*fsmpb.ApplyResult, erro
 	if err := a.txn.Delete(tableAliases, al); err != nil {
 		return nil, errorf(CodeInvalid, "delete alias: %v", err)
 	}
-	a.deleteEventInvokeConfigs(c.Header.AccountId, c.FunctionName, c.Name)
-	if err := a.dropProvisioned(al.AccountId, al.FunctionName, al.Name); err != nil {
+	if err := a.dropQualifierConfigs(al.AccountId, al.FunctionName, al.Name); err != nil {
 		return nil, err
 	}
 	return &fsmpb.ApplyResult{Alias: al}, nil
+}
+
+// dropQualifierConfigs removes what was configured for a deleted version
+// or alias (its event-invoke and provisioned concurrency configurations),
+// so one created again under the same qualifier starts without them.
+func (a *applier) dropQualifierConfigs(acctID, function, qualifier string) error {
+	for _, table := range []string{tableEventConfigs, tableProvisioned} {
+		if raw, _ := a.txn.First(table, indexID, acctID, function, qualifier); raw != nil {
+			if err := a.txn.Delete(table, raw); err != nil {
+				return errorf(CodeInvalid, "delete %s: %v", table, err)
+			}
+		}
+	}
+	return nil
 }

@@ -241,9 +241,18 @@ func (a *applier) apply(t CommandType, cmd Command) (*fsmpb.ApplyResult, error) 
 		return a.updateBlobReplicas(c)
 	case *fsmpb.CollectBlobsCmd:
 		return a.collectBlobs(c)
-	}
-	if res, ok, err := a.applyAsync(cmd); ok {
-		return res, err
+	case *fsmpb.PutEventInvokeConfigCmd:
+		return nil, a.putEventInvokeConfig(c)
+	case *fsmpb.DeleteEventInvokeConfigCmd:
+		return nil, a.deleteEventInvokeConfig(c)
+	case *fsmpb.AsyncEnqueueCmd:
+		return nil, a.asyncEnqueue(c)
+	case *fsmpb.AsyncUpdateCmd:
+		return nil, a.asyncUpdate(c)
+	case *fsmpb.AsyncRedriveCmd:
+		return nil, a.asyncRedrive(c)
+	case *fsmpb.AsyncPurgeCmd:
+		return nil, a.asyncPurge(c)
 	}
 	// Every registered type has a case above; a test walks the registry.
 	return nil, errorf(CodeInvalid, "no handler for %s", t)

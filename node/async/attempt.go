@@ -114,7 +114,10 @@ type policy struct {
 	deadLetter *lambdaapi.Target
 }
 
-func (q *Queue) policy(v *fsm.View, ev *fsmpb.AsyncEvent) policy {
+// policy reads ev's policy; cfg is the executed version's configuration
+// (nil when the function or version is gone), which names the dead-letter
+// target.
+func (q *Queue) policy(v *fsm.View, ev *fsmpb.AsyncEvent, cfg *fsmpb.FunctionConfig) policy {
 	pol := policy{maxRetries: fsm.MaxRetryAttempts, maxAge: q.cfg.scaled(fsm.MaxEventAgeSeconds * time.Second)}
 	target := func(arn, what string) *lambdaapi.Target {
 		if arn == "" {
@@ -137,29 +140,10 @@ func (q *Queue) policy(v *fsm.View, ev *fsmpb.AsyncEvent) policy {
 		pol.onSuccess = target(c.GetDestinations().GetOnSuccess(), "OnSuccess")
 		pol.onFailure = target(c.GetDestinations().GetOnFailure(), "OnFailure")
 	}
-	if cfg := versionConfig(v, ev); cfg != nil {
+	if cfg != nil {
 		pol.deadLetter = target(cfg.DeadLetterTargetArn, "DeadLetterConfig")
 	}
 	return pol
-}
-
-// versionConfig returns the configuration of the event's executed version.
-func versionConfig(v *fsm.View, ev *fsmpb.AsyncEvent) *fsmpb.FunctionConfig {
-	fn := v.Function(ev.AccountId, ev.FunctionName)
-	if fn == nil {
-		return nil
-	}
-	if ev.Version == "" || ev.Version == fsm.VersionLatest {
-		return fn.Config
-	}
-	n, err := strconv.ParseInt(ev.Version, 10, 64)
-	if err != nil {
-		return nil
-	}
-	if ver := v.Version(ev.AccountId, ev.FunctionName, n); ver != nil {
-		return ver.Config
-	}
-	return nil
 }
 
 var errGone = errors.New("async: function or version no longer exists")
@@ -167,19 +151,32 @@ var errGone = errors.New("async: function or version no longer exists")
 // invokeRequest rebuilds the invocation from the replicated state: the
 // version resolved at acceptance, with its configuration as it is now.
 func (q *Queue) invokeRequest(v *fsm.View, ev *fsmpb.AsyncEvent) (*lambdaapi.InvokeRequest, error) {
-	fn := v.Function(ev.AccountId, ev.FunctionName)
+	req, err := requestFor(v, ev.AccountId, ev.FunctionName, ev.Version)
+	if err != nil {
+		return nil, err
+	}
+	req.RequestID, req.InvokedARN = ev.Id, ev.InvokedArn
+	return req, nil
+}
+
+// requestFor returns an invocation of a function's version ("" or
+// $LATEST: the unpublished code) with its configuration, revision and
+// reserved concurrency as they are now, or errGone when the function or
+// version does not exist.
+func requestFor(v *fsm.View, accountID, function, version string) (*lambdaapi.InvokeRequest, error) {
+	fn := v.Function(accountID, function)
 	if fn == nil {
 		return nil, errGone
 	}
-	req := &lambdaapi.InvokeRequest{RequestID: ev.Id, AccountID: ev.AccountId, FunctionName: ev.FunctionName,
-		Version: fsm.VersionLatest, Config: fn.Config, Revision: fn.RevisionId, InvokedARN: ev.InvokedArn}
-	if ev.Version != "" && ev.Version != fsm.VersionLatest {
-		n, _ := strconv.ParseInt(ev.Version, 10, 64)
-		ver := v.Version(ev.AccountId, ev.FunctionName, n)
-		if ver == nil {
+	req := &lambdaapi.InvokeRequest{AccountID: accountID, FunctionName: function,
+		Version: fsm.VersionLatest, Config: fn.Config, Revision: fn.RevisionId}
+	if version != "" && version != fsm.VersionLatest {
+		n, err := strconv.ParseInt(version, 10, 64)
+		ver := v.Version(accountID, function, n)
+		if err != nil || ver == nil {
 			return nil, errGone
 		}
-		req.Version, req.Config, req.Revision = ev.Version, ver.Config, ver.RevisionId
+		req.Version, req.Config, req.Revision = version, ver.Config, ver.RevisionId
 	}
 	if fn.HasReservedConcurrency {
 		n := fn.ReservedConcurrency
@@ -252,7 +249,14 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 	if ev == nil || ev.State != fsmpb.AsyncEventState_ASYNC_EVENT_STATE_PENDING || !q.owns(ev) {
 		return decision{kind: decideForget}
 	}
-	pol := q.policy(v, ev)
+	// One resolution of the executed version serves both the policy (its
+	// dead-letter target) and the invocation.
+	req, reqErr := q.invokeRequest(v, ev)
+	var cfg *fsmpb.FunctionConfig
+	if reqErr == nil {
+		cfg = req.Config
+	}
+	pol := q.policy(v, ev, cfg)
 	if t.final != nil {
 		return q.handOff(ctx, t, ev, pol)
 	}
@@ -264,8 +268,7 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 		t.final = &final{condition: conditionAge, res: t.last}
 		return q.handOff(ctx, t, ev, pol)
 	}
-	req, err := q.invokeRequest(v, ev)
-	if err != nil {
+	if reqErr != nil {
 		q.m.dropped.WithLabelValues(ev.FunctionName, "function_deleted").Inc()
 		q.log.Info("dropping an event whose function or version was deleted", "event", ev.Id, "function", ev.FunctionName, "version", ev.Version)
 		return q.finish(t, &fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_COMPLETE})

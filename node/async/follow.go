@@ -18,7 +18,8 @@ import (
 // it died, and starts repairs of payloads that lost a copy.
 func (q *Queue) follow() {
 	applied := make(chan struct{}, 1)
-	go q.watchApplied(applied)
+	// Tracked like every queue goroutine, so Close returns only after it ends.
+	q.goRun(func() { q.watchApplied(applied) })
 	changes, cancel := q.deps.Members.Subscribe()
 	defer cancel()
 	tick := time.NewTicker(q.cfg.RescanInterval)

@@ -301,6 +301,24 @@ func (h *harness) enqueue(q *Queue, fn string, body any) string {
 
 func (h *harness) counts() (pending, dead int) { return h.replica.View().AsyncEventCounts() }
 
+// useStokeDLQ makes Stoke's built-in dead-letter queue fn's dead-letter
+// target.
+func (h *harness) useStokeDLQ(fn string) {
+	h.replica.must(h.t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: fn,
+		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
+}
+
+// waitDead waits until n events are dead-lettered.
+func (h *harness) waitDead(n int) {
+	h.t.Helper()
+	clustertest.WaitFor(h.t, 10*time.Second, func() error {
+		if _, dead := h.counts(); dead != n {
+			return fmt.Errorf("%d events dead-lettered, want %d", dead, n)
+		}
+		return nil
+	})
+}
+
 func (h *harness) waitDrained(timeout time.Duration) {
 	h.t.Helper()
 	clustertest.WaitFor(h.t, timeout, func() error {

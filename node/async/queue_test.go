@@ -170,8 +170,7 @@ func TestFailureDestinationReceivesLambdasRecord(t *testing.T) {
 func TestThrottledEventExpiresAtItsMaximumAgeNotBefore(t *testing.T) {
 	h := newHarness(t)
 	h.createFunction("fn")
-	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
-		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
+	h.useStokeDLQ("fn")
 	h.replica.must(t, &fsmpb.PutEventInvokeConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Config: &fsmpb.EventInvokeConfig{
 		FunctionName: "fn", HasMaximumEventAgeS: true, MaximumEventAgeS: 60}})
 	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
@@ -251,18 +250,12 @@ func TestRepairRestoresTheSecondCopy(t *testing.T) {
 	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
 		return functionError("keep failing")
 	}
-	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
-		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
+	h.useStokeDLQ("fn")
 	n1 := h.node("n1")
 	h.node("n2")
 	n3 := h.node("n3")
 	id := h.enqueue(n1, "fn", 1)
-	clustertest.WaitFor(t, 10*time.Second, func() error {
-		if _, dead := h.counts(); dead != 1 {
-			return fmt.Errorf("not dead-lettered yet")
-		}
-		return nil
-	})
+	h.waitDead(1)
 	h.kill("n1")
 	clustertest.WaitFor(t, 10*time.Second, func() error {
 		hs := h.replica.View().AsyncEvent(id).Holders
@@ -327,17 +320,11 @@ func TestRepairWithoutASpareNodeKeepsTheDeadHolderBehind(t *testing.T) {
 	h.inv.run = func(context.Context, *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
 		return functionError("no")
 	}
-	h.replica.must(t, &fsmpb.UpdateFunctionConfigCmd{Header: &fsmpb.Header{AccountId: testAccount}, Name: "fn",
-		Fields: []string{"dead_letter_target_arn"}, Config: &fsmpb.FunctionConfig{DeadLetterTargetArn: lambdaapi.DeadLetterQueueShorthand}})
+	h.useStokeDLQ("fn")
 	n1 := h.node("n1")
 	h.node("n2")
 	id := h.enqueue(n1, "fn", 1)
-	clustertest.WaitFor(t, 10*time.Second, func() error {
-		if _, dead := h.counts(); dead != 1 {
-			return fmt.Errorf("not dead-lettered yet")
-		}
-		return nil
-	})
+	h.waitDead(1)
 	h.kill("n1")
 	// n2 owns the event now and says so, but keeps n1 listed as a copy
 	// that may come back: there is no third node to copy to.

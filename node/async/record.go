@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"time"
 
 	"github.com/stokehq/stoke/fsm"
@@ -135,23 +134,14 @@ func resolveTarget(v *fsm.View, region string, target *lambdaapi.Target) (*lambd
 			}
 		}
 	}
-	req := &lambdaapi.InvokeRequest{RequestID: newID(), AccountID: target.AccountID, FunctionName: target.FunctionName,
-		Version: fsm.VersionLatest, Config: fn.Config, Revision: fn.RevisionId,
-		InvokedARN: lambdaapi.FunctionARN(region, target.AccountID, target.FunctionName)}
+	req, err := requestFor(v, target.AccountID, target.FunctionName, version)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s (version %s)", errTargetMissing, target.ARN, version)
+	}
+	req.RequestID = newID()
+	req.InvokedARN = lambdaapi.FunctionARN(region, target.AccountID, target.FunctionName)
 	if target.Qualifier != "" {
 		req.InvokedARN += ":" + target.Qualifier
-	}
-	if version != "" && version != fsm.VersionLatest {
-		n, _ := strconv.ParseInt(version, 10, 64)
-		ver := v.Version(target.AccountID, target.FunctionName, n)
-		if ver == nil {
-			return nil, fmt.Errorf("%w: %s (version %s)", errTargetMissing, target.ARN, version)
-		}
-		req.Version, req.Config, req.Revision = version, ver.Config, ver.RevisionId
-	}
-	if fn.HasReservedConcurrency {
-		n := fn.ReservedConcurrency
-		req.ReservedConcurrency = &n
 	}
 	return req, nil
 }

@@ -3,6 +3,7 @@ package async
 import (
 	"container/heap"
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -309,12 +310,8 @@ func (s *scheduler) syncReplica(gen uint64) {
 }
 
 func accountOf(fnKey string) string {
-	for i := range len(fnKey) {
-		if fnKey[i] == '/' {
-			return fnKey[:i]
-		}
-	}
-	return fnKey
+	acct, _, _ := strings.Cut(fnKey, "/")
+	return acct
 }
 
 func (s *scheduler) fnSlotsLocked(key string) *fnSlots {

@@ -138,7 +138,10 @@ func (l *PayloadLog) load(seq uint64, newest bool, now int64) error {
 	if err != nil {
 		return fmt.Errorf("async: payload log: %w", err)
 	}
-	s := &segment{seq: seq, f: f, sealed: true}
+	// Unsealed while it is indexed: a record stored again later in the
+	// same segment releases the earlier one, and a sealed segment whose
+	// live count touches zero would be dropped in the middle of its scan.
+	s := &segment{seq: seq, f: f}
 	l.segs[seq] = s
 	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 256<<10)
 	var off int64
@@ -161,7 +164,7 @@ func (l *PayloadLog) load(seq uint64, newest bool, now int64) error {
 		l.indexLocked(id, recordLoc{seg: seq, off: off, size: int32(n - recordHeader), written: now})
 		off += int64(n)
 	}
-	s.size = off
+	s.size, s.sealed = off, true
 	if s.live == 0 {
 		l.dropSegmentLocked(s)
 	}

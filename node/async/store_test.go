@@ -103,6 +103,28 @@ func TestPayloadLogCutsATornTail(t *testing.T) {
 	}
 }
 
+// A segment that holds a payload twice (stored again under the same id)
+// reopens with the newer copy; the older one must not empty the segment
+// while it is being indexed.
+func TestPayloadLogReopensASegmentHoldingAnIDTwice(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, 64<<20)
+	for _, n := range []int{10, 20} {
+		if err := l.Append([]*rpcpb.EventPayload{payload("a", n)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	again := openLog(t, dir, 64<<20)
+	got, err := again.Get("a")
+	if err != nil || len(got.Payload) != 20 {
+		t.Fatalf("payload after restart: %v, %v", got, err)
+	}
+	if n, segs, _ := again.Stats(); n != 1 || segs != 2 {
+		t.Fatalf("%d payloads in %d segments after restart, want 1 in the old segment and the new active one", n, segs)
+	}
+}
+
 func TestPayloadLogGroupCommitsConcurrentAppends(t *testing.T) {
 	l := openLog(t, t.TempDir(), 64<<20)
 	var wg sync.WaitGroup

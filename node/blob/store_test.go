@@ -229,8 +229,33 @@ func TestCorruptionIsDetected(t *testing.T) {
 	}
 }
 
+// unpackCounter is a slog handler that counts the store's "unpacked code"
+// records: one per unpack that ran.
+type unpackCounter struct {
+	mu *sync.Mutex
+	n  *int
+}
+
+func (c unpackCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c unpackCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c unpackCounter) WithGroup(string) slog.Handler            { return c }
+func (c unpackCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "unpacked code" {
+		c.mu.Lock()
+		*c.n++
+		c.mu.Unlock()
+	}
+	return nil
+}
+
 func TestAcquireSharesOneUnpack(t *testing.T) {
-	s := testStore(t, 0)
+	var mu sync.Mutex
+	unpacks := 0
+	s, err := Open(Config{Dir: t.TempDir(), Limits: codepkg.DefaultLimits(),
+		Logger: slog.New(unpackCounter{mu: &mu, n: &unpacks})})
+	if err != nil {
+		t.Fatal(err)
+	}
 	z := testZip(t, 4, 100, 200)
 	if _, err := s.Put(context.Background(), z); err != nil {
 		t.Fatal(err)
@@ -257,6 +282,11 @@ func TestAcquireSharesOneUnpack(t *testing.T) {
 	if u := s.Usage(); u.Trees != 1 || u.TreesInUse != 1 {
 		t.Fatalf("usage = %+v", u)
 	}
+	mu.Lock()
+	if unpacks != 1 {
+		t.Fatalf("%d unpacks for 20 concurrent Acquires of one blob, want 1", unpacks)
+	}
+	mu.Unlock()
 	for _, r := range releases {
 		r()
 		r() // release is idempotent
