@@ -40,17 +40,10 @@ func dlqFlagSet(name string, args []string, define func(*flag.FlagSet)) (*client
 	if define != nil {
 		define(fs)
 	}
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, nil, err
-		}
-		if fs.NArg() == 0 {
-			return c, positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	if err := parseInterleaved(fs, args); err != nil {
+		return nil, nil, err
 	}
+	return c, fs.Args(), nil
 }
 
 type dlqEntry struct {

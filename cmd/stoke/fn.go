@@ -65,7 +65,7 @@ func runFn(args []string) error {
 	f.client.register(f.fs)
 	f.fs.BoolVar(&f.json, "json", false, "print JSON for scripts instead of tables")
 	cmd.flags(f)
-	if err := f.fs.Parse(interleaved(rest)); err != nil {
+	if err := parseInterleaved(f.fs, rest); err != nil {
 		return err
 	}
 	if f.fs.NArg() < cmd.args {
@@ -93,28 +93,32 @@ func plainAPIError(err error) error {
 	return err
 }
 
-// interleaved moves flags after positional arguments to the front, so
-// `stoke fn invoke NAME --tail` works like `stoke fn invoke --tail NAME`.
-func interleaved(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "-" || !strings.HasPrefix(a, "-") {
-			pos = append(pos, a)
-			continue
+// parseInterleaved parses fs's flags wherever they stand among args, so
+// `stoke fn invoke NAME --tail` works like `stoke fn invoke --tail NAME`;
+// afterwards fs.Args() holds the positional arguments in order. Whether a
+// flag takes a value is the FlagSet's to say (bool flags do not), so no
+// list of flag names has to be kept beside it. A lone "-" is positional,
+// and "--" ends the flags: what follows is positional even if it starts
+// with "-" (a negative number as a payload).
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
 		}
-		flags = append(flags, a)
-		if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
-			flags = append(flags, args[i+1])
-			i++
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
 		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return append(flags, pos...)
+	return fs.Parse(append([]string{"--"}, pos...))
 }
-
-var boolFlags = map[string]bool{"json": true, "publish": true, "tail": true, "dry-run": true}
-
-func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
 
 type fnFlags struct {
 	fs     *flag.FlagSet

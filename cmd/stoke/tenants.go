@@ -26,7 +26,7 @@ func runAccount(args []string) error {
 	f.client.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "account concurrency limit (default 1000)")
-	if err := fs.Parse(interleaved(args[1:])); err != nil {
+	if err := parseInterleaved(fs, args[1:]); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -83,7 +83,7 @@ func runKey(args []string) error {
 	fs.BoolVar(&f.admin, "admin", false, "the key may manage accounts, keys and the cluster")
 	fs.StringVar(&f.account, "account", "", "account the key belongs to (default: the caller's)")
 	fs.StringVar(&f.description, "description", "", "what the key is for")
-	if err := fs.Parse(interleaved(args[1:])); err != nil {
+	if err := parseInterleaved(fs, args[1:]); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -144,7 +144,7 @@ func runLogs(args []string) error {
 	fs.BoolVar(&f.follow, "follow", false, "keep printing new records")
 	fs.StringVar(&f.since, "since", "1h", "how far back: a duration (10m) or an RFC 3339 time")
 	fs.IntVar(&f.limit, "limit", 1000, "at most this many records")
-	if err := fs.Parse(interleaved(args)); err != nil {
+	if err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
