@@ -29,12 +29,9 @@ func leaderKill(t *testing.T, env *Env) check.Summary {
 	if err := load.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
+	from, stopLoad := env.startLoad(ctx, load)
 
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	env.holdBeforeFault(ctx)
 	kill := &fault.Kill{Target: fault.Leader()}
 	if err := kill.Inject(ctx, c); err != nil {
 		t.Fatal(err)
@@ -49,9 +46,7 @@ func leaderKill(t *testing.T, env *Env) check.Summary {
 		t.Logf("%s killed at %.1fs; %s leads after %.1fs", victim, killedAt.Seconds(), next, (env.Rec.Now() - killedAt).Seconds())
 	}
 	env.Hold(ctx, 6*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	v := verdict{env: env, c: c, fns: load.Functions, load: env.Rec.Ops(), loadFrom: from, loadUntil: until}
 	v.judge(&s, survivors)

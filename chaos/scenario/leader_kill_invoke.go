@@ -46,11 +46,8 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	for i := range 2 * invokeReserved {
 		load.Clients = append(load.Clients, env.Invoker(i, front))
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	from, stopLoad := env.startLoad(ctx, load)
+	env.holdBeforeFault(ctx)
 	kill := &fault.Kill{Target: fault.Leader()}
 	if err := kill.Inject(ctx, c); err != nil {
 		t.Fatal(err)
@@ -58,9 +55,7 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	killedAt := env.Rec.Now()
 	t.Logf("killed leader %s at %.1fs; invoking through %s", leader, killedAt.Seconds(), front)
 	env.Hold(ctx, 8*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 	if err := kill.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -46,11 +46,8 @@ func workerKill(t *testing.T, env *Env) check.Summary {
 	for i := range 2 * len(front) {
 		load.Clients = append(load.Clients, env.Invoker(i, front[i%len(front)]))
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	from, stopLoad := env.startLoad(ctx, load)
+	env.holdBeforeFault(ctx)
 
 	ranOnVictim := 0
 	for _, op := range env.Rec.Ops() {
@@ -73,9 +70,7 @@ func workerKill(t *testing.T, env *Env) check.Summary {
 	t.Logf("killed %s (home of %s, %d calls ran there) at %.1fs; declared dead after %.1fs", victim, fn, ranOnVictim,
 		killedAt.Seconds(), (detectedAt - killedAt).Seconds())
 	env.Hold(ctx, max(killedAt+15*time.Second, detectedAt+5*time.Second)-env.Rec.Now())
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	ops := env.Rec.Ops()
 	r := syncSummary(&s, ops, from, until)

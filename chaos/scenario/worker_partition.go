@@ -56,10 +56,7 @@ func workerPartition(t *testing.T, env *Env) check.Summary {
 	for i := range 2 * len(front) {
 		load.Clients = append(load.Clients, env.Invoker(i, front[i%len(front)]))
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
+	from, stopLoad := env.startLoad(ctx, load)
 	env.Hold(ctx, 5*time.Second)
 
 	part := &fault.Partition{Target: fault.Nodes(victim), Dir: fault.Both}
@@ -91,9 +88,7 @@ func workerPartition(t *testing.T, env *Env) check.Summary {
 	t.Logf("cut %s (home of %s) off at %.1fs, declared dead after %.1fs, new code at %.1fs, healed at %.1fs, rejoined after %.1fs",
 		victim, fn, cutAt.Seconds(), (detectedAt - cutAt).Seconds(), updatedAt.Seconds(), healAt.Seconds(), (rejoinedAt - healAt).Seconds())
 	env.Hold(ctx, 10*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	ops := env.Rec.Ops()
 	syncSummary(&s, ops, from, until)
