@@ -42,10 +42,7 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 		t.Fatal(err)
 	}
 
-	load := &invokeLoad{Function: fn, SleepMS: 100, MaxOps: 400, Seed: env.Seed}
-	for i := range 2 * invokeReserved {
-		load.Clients = append(load.Clients, env.Invoker(i, front))
-	}
+	load := &invokeLoad{Clients: env.invokersOver([]*harness.Node{front}, 2*invokeReserved), Function: fn, SleepMS: 100, MaxOps: 400, Seed: env.Seed}
 	from, stopLoad := env.startLoad(ctx, load)
 	env.holdBeforeFault(ctx)
 	kill := &fault.Kill{Target: fault.Leader()}

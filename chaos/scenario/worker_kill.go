@@ -34,18 +34,9 @@ func workerKill(t *testing.T, env *Env) check.Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	front := c.Servers()
-	isWorker := func(n *harness.Node) bool { return !n.Server }
-	fn, victim, err := env.deployHomedOn(ctx, front[0], "chaos-sync", 0, isWorker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.requireCodeReplication(ctx, fn, front[0])
-	env.requirePlacement(ctx, fn)
+	fn, victim := env.deployOnWorker(ctx, front[0], "chaos-sync", 0)
 
-	load := &invokeLoad{Function: fn, SleepMS: 20, MaxOps: 2000, Pace: 50 * time.Millisecond, Seed: env.Seed}
-	for i := range 2 * len(front) {
-		load.Clients = append(load.Clients, env.Invoker(i, front[i%len(front)]))
-	}
+	load := &invokeLoad{Clients: env.invokersOver(front, 2*len(front)), Function: fn, SleepMS: 20, MaxOps: 2000, Pace: 50 * time.Millisecond, Seed: env.Seed}
 	from, stopLoad := env.startLoad(ctx, load)
 	env.holdBeforeFault(ctx)
 
