@@ -1,8 +1,13 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"flag"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -38,5 +43,58 @@ func TestParseInterleaved(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	if err := parseInterleaved(fs, []string{"fn", "--nope"}); err == nil {
 		t.Error("an unknown flag after a positional argument parsed")
+	}
+}
+
+// TestZipDir: paths relative to the folder, sorted, contents and the
+// executable bit kept, a symlink stored as a link to its target.
+func TestZipDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lib", "a.txt"), bytes.Repeat([]byte("a"), 100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("lib/a.txt", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := zipDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	got := map[string]string{}
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[f.Name] = string(data)
+		if f.Name == "bootstrap" && f.Mode().Perm()&0o111 == 0 {
+			t.Errorf("bootstrap lost its executable bit: %v", f.Mode())
+		}
+		if f.Name == "link" && f.Mode()&fs.ModeSymlink == 0 {
+			t.Errorf("link stored as %v, want a symlink", f.Mode())
+		}
+	}
+	if want := []string{"bootstrap", "lib/", "lib/a.txt", "link"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("entries %q, want %q", names, want)
+	}
+	if got["bootstrap"] != "#!/bin/sh\n" || len(got["lib/a.txt"]) != 100_000 || got["link"] != "lib/a.txt" {
+		t.Fatalf("contents: bootstrap %q, lib/a.txt %d bytes, link %q", got["bootstrap"], len(got["lib/a.txt"]), got["link"])
 	}
 }

@@ -267,19 +267,30 @@ func zipDir(dir string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			io.WriteString(w, target)
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(path)
-			if err != nil {
+			if _, err := io.WriteString(w, target); err != nil {
 				return nil, err
 			}
-			w.Write(data)
+		case info.Mode().IsRegular():
+			if err := copyFile(w, path); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// copyFile streams the file at path into w.
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }
 
 func envMap(pairs []string) (map[string]string, error) {
