@@ -98,3 +98,14 @@ func TestZipDir(t *testing.T) {
 		t.Fatalf("contents: bootstrap %q, lib/a.txt %d bytes, link %q", got["bootstrap"], len(got["lib/a.txt"]), got["link"])
 	}
 }
+
+// TestInt32FlagRefusesWhatWouldWrap: 2^32+128 MB is an error, not 128 MB.
+func TestInt32FlagRefusesWhatWouldWrap(t *testing.T) {
+	var v int32Flag
+	if err := v.Set("4294967424"); err == nil {
+		t.Fatalf("4294967424 parsed as %d", v)
+	}
+	if err := v.Set("-3"); err != nil || v != -3 {
+		t.Fatalf("-3: %d, %v", v, err)
+	}
+}

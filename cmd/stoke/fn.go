@@ -126,11 +126,25 @@ type fnFlags struct {
 	json   bool
 
 	dir, zipFile, runtime, handler, role, description string
-	memory, timeout                                   int
+	memory, timeout                                   int32Flag
 	env                                               multiFlag
 	weights                                           multiFlag
 	publish, tail                                     bool
 	qualifier, file, aliasVersion                     string
+}
+
+// int32Flag is an integer flag in the range of the API's int32 fields:
+// a larger number is refused instead of wrapping around to another one.
+type int32Flag int32
+
+func (v *int32Flag) String() string { return strconv.Itoa(int(*v)) }
+func (v *int32Flag) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return err
+	}
+	*v = int32Flag(n)
+	return nil
 }
 
 type fnCommand struct {
@@ -149,8 +163,8 @@ func configFlags(f *fnFlags) {
 	f.fs.StringVar(&f.runtime, "runtime", "", "runtime, e.g. python3.11, nodejs20.x, provided.al2023")
 	f.fs.StringVar(&f.handler, "handler", "", "handler, e.g. app.handler")
 	f.fs.StringVar(&f.description, "description", "", "description")
-	f.fs.IntVar(&f.memory, "memory", 0, "memory in MB (128-10240)")
-	f.fs.IntVar(&f.timeout, "timeout", 0, "timeout in seconds (1-900)")
+	f.fs.Var(&f.memory, "memory", "memory in MB (128-10240)")
+	f.fs.Var(&f.timeout, "timeout", "timeout in seconds (1-900)")
 	f.fs.Var(&f.env, "env", "environment variable KEY=VALUE (repeatable)")
 }
 
@@ -182,8 +196,8 @@ var fnCommands = map[string]fnCommand{
 	"alias list":   {1, func(*fnFlags) {}, fnAliasList},
 	"alias delete": {2, func(*fnFlags) {}, fnAliasDelete},
 	"concurrency put": {2, func(*fnFlags) {}, func(ctx context.Context, c *lambda.Client, f *fnFlags) error {
-		n, err := strconv.Atoi(f.fs.Arg(1))
-		if err != nil {
+		var n int32Flag
+		if err := n.Set(f.fs.Arg(1)); err != nil {
 			return fmt.Errorf("concurrency must be a number: %q", f.fs.Arg(1))
 		}
 		out, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String(f.fs.Arg(0)), ReservedConcurrentExecutions: aws.Int32(int32(n))})
