@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -131,6 +132,18 @@ func newNetwork(ctx context.Context, mode NetworkMode, n int) (network, error) {
 
 // Nodes returns every node, servers first.
 func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
+
+// Others returns every node of the cluster but the given ones, in order
+// (a new slice): the survivors of a fault, the other side of a partition.
+func (c *Cluster) Others(drop ...*Node) []*Node {
+	var rest []*Node
+	for _, n := range c.nodes {
+		if !slices.Contains(drop, n) {
+			rest = append(rest, n)
+		}
+	}
+	return rest
+}
 
 // Servers returns the Raft voters; Workers the others.
 func (c *Cluster) Servers() []*Node { return c.nodes[:c.cfg.Servers] }

@@ -37,7 +37,7 @@ func leaderKill(t *testing.T, env *Env) check.Summary {
 		t.Fatal(err)
 	}
 	victim := kill.Victims()[0]
-	survivors := without(c.Nodes(), victim)
+	survivors := c.Others(victim)
 	killedAt := env.Rec.Now()
 	next, err := c.WaitLeader(ctx, survivors...)
 	if err != nil {
@@ -79,18 +79,4 @@ func newControlLoad(env *Env, c *harness.Cluster, perNode int) *controlLoad {
 		}
 	}
 	return l
-}
-
-func without(nodes []*harness.Node, drop ...*harness.Node) []*harness.Node {
-	var out []*harness.Node
-	for _, n := range nodes {
-		keep := true
-		for _, d := range drop {
-			keep = keep && n != d
-		}
-		if keep {
-			out = append(out, n)
-		}
-	}
-	return out
 }

@@ -36,7 +36,7 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := without(c.Nodes(), leader)[env.Rand.IntN(2)]
+	front := c.Others(leader)[env.Rand.IntN(2)]
 	const fn = "chaos-invoke"
 	if err := env.deployChaosFunction(ctx, front, fn, invokeReserved); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func leaderPartition(t *testing.T, env *Env) check.Summary {
 	}
 	cutAt := env.Rec.Now()
 	isolated := part.Victims()[0]
-	majority := without(c.Nodes(), isolated)
+	majority := c.Others(isolated)
 	next, err := c.WaitLeader(ctx, majority...)
 	if err != nil {
 		s.Failf("the majority elected no leader: %v", err)
