@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -107,5 +108,21 @@ func TestInt32FlagRefusesWhatWouldWrap(t *testing.T) {
 	}
 	if err := v.Set("-3"); err != nil || v != -3 {
 		t.Fatalf("-3: %d, %v", v, err)
+	}
+}
+
+// TestProgressReader: the bar ends with one newline at the end of the
+// body, and a body longer than it declared does not panic.
+func TestProgressReader(t *testing.T) {
+	for _, tc := range []struct{ size, declared int64 }{{5 << 20, 5 << 20}, {6 << 20, 5 << 20}} {
+		var out bytes.Buffer
+		r := &progressReader{rc: io.NopCloser(bytes.NewReader(make([]byte, tc.size))), total: tc.declared, out: &out}
+		n, err := io.Copy(io.Discard, r)
+		if err != nil || n != tc.size {
+			t.Fatalf("read %d of %d bytes: %v", n, tc.size, err)
+		}
+		if got := strings.Count(out.String(), "\n"); got != 1 || !strings.Contains(out.String(), "100%") {
+			t.Errorf("size %d declared %d: %d newlines, output ends %q", tc.size, tc.declared, got, out.String()[max(0, out.Len()-60):])
+		}
 	}
 }
