@@ -151,7 +151,12 @@ func runLogs(args []string) error {
 		return errors.New("usage: stoke logs FUNCTION [-since 10m] [-follow]")
 	}
 	since := f.since
-	seen := map[string]bool{}
+	// seen holds the records already printed, by their timestamp. Each
+	// poll asks for records at or after the newest one printed, so only
+	// those at that very timestamp can come back: older ones are dropped,
+	// and a long --follow does not keep every line it printed.
+	seen := map[string]string{}
+	newest := "" // timestamp of the newest record printed, as the agent wrote it
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		var out struct {
@@ -164,19 +169,24 @@ func runLogs(args []string) error {
 		}
 		for _, e := range out.Events {
 			key := e.Node + e.Stream + e.Timestamp + e.Message
-			if seen[key] {
+			if _, ok := seen[key]; ok {
 				continue
 			}
-			seen[key] = true
+			seen[key] = e.Timestamp
 			if f.json {
 				fmt.Printf(`{"timestamp":%q,"node":%q,"stream":%q,"message":%q}`+"\n", e.Timestamp, e.Node, e.Stream, e.Message)
 			} else {
 				fmt.Printf("%s %s %s\n", e.Timestamp, e.Stream, e.Message)
 			}
-			since = e.Timestamp
+			since, newest = e.Timestamp, e.Timestamp
 		}
 		if !f.follow {
 			return nil
+		}
+		for k, ts := range seen {
+			if ts < newest { // one layout, compared as the agent compares it
+				delete(seen, k)
+			}
 		}
 		if t, err := time.Parse("2006-01-02T15:04:05.000Z", since); err == nil {
 			since = t.Format(time.RFC3339Nano)
