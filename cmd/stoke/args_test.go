@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // TestParseInterleaved: flags parse wherever they stand among the
@@ -123,6 +124,25 @@ func TestProgressReader(t *testing.T) {
 		}
 		if got := strings.Count(out.String(), "\n"); got != 1 || !strings.Contains(out.String(), "100%") {
 			t.Errorf("size %d declared %d: %d newlines, output ends %q", tc.size, tc.declared, got, out.String()[max(0, out.Len()-60):])
+		}
+	}
+}
+
+// TestOneLine: whitespace folds to single spaces, and a long message is
+// cut between characters, never inside one.
+func TestOneLine(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"a\n  b\tc", 80, "a b c"},
+		{"abcdefghij", 8, "abcde..."},
+		{"abcdé fin", 8, "abcd..."}, // é is 2 bytes at offsets 4-5: cutting at 5 would split it
+	} {
+		got := oneLine(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("oneLine(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}
 }

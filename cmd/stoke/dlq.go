@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // runDLQ dispatches `stoke dlq <subcommand> FUNCTION ...`: the function's
@@ -121,12 +122,18 @@ func dlqList(args []string) error {
 	return w.Flush()
 }
 
+// oneLine folds s onto one line of at most n bytes, cutting between
+// characters (an error message may hold any UTF-8).
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-3] + "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func dlqShow(args []string) error {
