@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -204,7 +203,7 @@ var fnCommands = map[string]fnCommand{
 		if err != nil {
 			return err
 		}
-		return printOut(f, map[string]any{"ReservedConcurrentExecutions": out.ReservedConcurrentExecutions}, func(w io.Writer) {
+		return printJSONOr(f.json, map[string]any{"ReservedConcurrentExecutions": out.ReservedConcurrentExecutions}, func(w io.Writer) {
 			fmt.Fprintf(w, "%s: reserved concurrency %d\n", f.fs.Arg(0), aws.ToInt32(out.ReservedConcurrentExecutions))
 		})
 	}},
@@ -460,7 +459,7 @@ func fnList(ctx context.Context, c *lambda.Client, f *fnFlags) error {
 			all = append(all, configOf(&fc))
 		}
 	}
-	return printOut(f, all, func(w io.Writer) {
+	return printJSONOr(f.json, all, func(w io.Writer) {
 		fmt.Fprintln(w, "NAME\tRUNTIME\tMEMORY\tTIMEOUT\tCODE SIZE\tLAST MODIFIED")
 		for _, fc := range all {
 			fmt.Fprintf(w, "%s\t%s\t%d MB\t%d s\t%d\t%s\n", fc.FunctionName, fc.Runtime, fc.MemorySize, fc.Timeout, fc.CodeSize, fc.LastModified)
@@ -608,7 +607,7 @@ func configOf(v any) fnConfig {
 }
 
 func printConfig(f *fnFlags, fc fnConfig) error {
-	return printOut(f, fc, func(w io.Writer) {
+	return printJSONOr(f.json, fc, func(w io.Writer) {
 		for _, kv := range [][2]string{{"Name", fc.FunctionName}, {"ARN", fc.FunctionArn}, {"Version", fc.Version}, {"Runtime", fc.Runtime},
 			{"Handler", fc.Handler}, {"Memory", fmt.Sprintf("%d MB", fc.MemorySize)}, {"Timeout", fmt.Sprintf("%d s", fc.Timeout)},
 			{"Code size", strconv.FormatInt(fc.CodeSize, 10)}, {"CodeSha256", fc.CodeSha256}, {"Description", fc.Description},
@@ -640,7 +639,7 @@ func aliasOf(name, version *string, rc *types.AliasRoutingConfiguration, arn *st
 }
 
 func printAliases(f *fnFlags, rows []aliasRow) error {
-	return printOut(f, rows, func(w io.Writer) {
+	return printJSONOr(f.json, rows, func(w io.Writer) {
 		fmt.Fprintln(w, "ALIAS\tVERSION\tROUTING\tARN")
 		for _, r := range rows {
 			var routes []string
@@ -650,16 +649,4 @@ func printAliases(f *fnFlags, rows []aliasRow) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, r.FunctionVersion, strings.Join(routes, ","), r.AliasArn)
 		}
 	})
-}
-
-// printOut prints v as JSON with -json, otherwise the table table draws.
-func printOut(f *fnFlags, v any, table func(io.Writer)) error {
-	if f.json {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	table(w)
-	return w.Flush()
 }

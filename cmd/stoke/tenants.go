@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"text/tabwriter"
 	"time"
 )
 
@@ -195,9 +197,13 @@ func runLogs(args []string) error {
 	}
 }
 
+// printJSONOr prints v as indented JSON when asJSON, otherwise what text
+// writes, aligned in columns at tabs.
 func printJSONOr(asJSON bool, v any, text func(io.Writer)) error {
 	if asJSON {
-		return printOut(&fnFlags{json: true}, v, nil)
+		return printJSON(v)
 	}
-	return printOut(&fnFlags{}, v, text)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	text(w)
+	return w.Flush()
 }
