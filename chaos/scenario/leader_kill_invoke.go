@@ -58,12 +58,7 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	}
 
 	ops := env.Rec.Ops()
-	r := check.SyncInvocations(ops, time.Second)
-	s.Ops, s.Acked, s.Lost = r.Calls, r.OKs, len(r.Wrong)
-	s.MaxUnavailable = check.MaxGap(ops, from, until, func(op history.Op) bool { return op.Kind == history.Invoke })
-	for _, w := range r.Wrong {
-		s.Failf("wrong result: call %d sent %+v, got %+v", w.ID, w.Input, w.Output)
-	}
+	r := syncSummary(&s, ops, from, until)
 	inFlightAtKill := func(op history.Op) bool { return op.Call <= killedAt && op.Return >= killedAt }
 	failed := history.Filter(ops, func(op history.Op) bool {
 		return op.Kind == history.Invoke && op.Outcome != history.OK && op.Error != check.ErrThrottled && !inFlightAtKill(op)
