@@ -145,9 +145,11 @@ func (c *Cluster) Others(drop ...*Node) []*Node {
 	return rest
 }
 
-// Servers returns the Raft voters; Workers the others.
-func (c *Cluster) Servers() []*Node { return c.nodes[:c.cfg.Servers] }
-func (c *Cluster) Workers() []*Node { return c.nodes[c.cfg.Servers:] }
+// Servers returns the Raft voters; Workers the others. Like Nodes, each
+// returns a new slice: appending to the servers must not overwrite the
+// first worker in the cluster's own list.
+func (c *Cluster) Servers() []*Node { return slices.Clone(c.nodes[:c.cfg.Servers]) }
+func (c *Cluster) Workers() []*Node { return slices.Clone(c.nodes[c.cfg.Servers:]) }
 
 // Node returns the node with this id, or nil.
 func (c *Cluster) Node(id string) *Node {
