@@ -146,24 +146,39 @@ func encodeKey(key crypto.PrivateKey) ([]byte, error) {
 }
 
 // WritePEM writes a certificate (0644) or key (0600) file, creating its
-// directory (0700). It refuses to overwrite an existing file.
+// directory (0700). It refuses to overwrite an existing file. The file
+// appears whole or not at all: the data goes to a temporary file in the
+// same directory first, which is then linked into place (a link, unlike a
+// rename, fails when the name exists).
 func WritePEM(path string, data []byte, private bool) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	mode := os.FileMode(0o644)
 	if private {
 		mode = 0o600
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
-	return f.Close()
+	return os.Link(tmp, path)
 }
 
 // derivedServerName is the name every certificate issued by a derived CA

@@ -77,14 +77,8 @@ func (r *Ring) Place(key string, n int, loads LoadView, live func(id string) boo
 		return nil
 	}
 	n = min(n, liveCount)
-	// Multiply before dividing: c × (L+1) × w is exact for the loads and
-	// weights met in practice and IEEE division rounds correctly, so the
-	// bound is exact whenever it is a whole number and ceil cannot round
-	// it up by mistake.
 	scaled := r.cfg.LoadFactor * float64(totalLoad+1)
-	hasRoom := func(m uint32) bool {
-		return float64(state[m]+1) <= math.Ceil(scaled*r.weights[m]/liveWeight)
-	}
+	hasRoom := func(m uint32) bool { return withinBound(state[m], scaled, r.weights[m], liveWeight) }
 
 	out := make([]string, 0, n)
 	var overBuf [8]uint32
@@ -111,4 +105,18 @@ func (r *Ring) Place(key string, n int, loads LoadView, live func(id string) boo
 		out = append(out, r.members[m].ID)
 	}
 	return out
+}
+
+// withinBound reports whether a member of weight w with load load may
+// take one more unit: load + 1 <= ceil(scaled × w / W), where scaled is
+// c × (L + 1) and W the live weight. Place and HasRoom both decide with
+// it, so a node checking its own bound agrees with the node that placed
+// work on it.
+//
+// Multiply before dividing: c × (L+1) × w is exact for the loads and
+// weights met in practice and IEEE division rounds correctly, so the
+// bound is exact whenever it is a whole number and ceil cannot round it
+// up by mistake.
+func withinBound(load int, scaled, w, liveWeight float64) bool {
+	return float64(load+1) <= math.Ceil(scaled*w/liveWeight)
 }

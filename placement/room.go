@@ -1,8 +1,8 @@
 package placement
 
 import (
-	"math"
 	"slices"
+	"strings"
 )
 
 // HasRoom reports whether member id may take one more unit of load under
@@ -15,15 +15,7 @@ import (
 // own bound, with its exact load, before it takes an invocation another
 // node placed on it. Cost: O(members) LoadView and live calls.
 func (r *Ring) HasRoom(id string, loads LoadView, live func(id string) bool) bool {
-	me, found := slices.BinarySearchFunc(r.members, id, func(m Member, id string) int {
-		switch {
-		case m.ID < id:
-			return -1
-		case m.ID > id:
-			return 1
-		}
-		return 0
-	})
+	me, found := slices.BinarySearchFunc(r.members, id, func(m Member, id string) int { return strings.Compare(m.ID, id) })
 	if !found || (live != nil && !live(id)) {
 		return false
 	}
@@ -42,5 +34,5 @@ func (r *Ring) HasRoom(id string, loads LoadView, live func(id string) bool) boo
 			mine = load
 		}
 	}
-	return float64(mine+1) <= math.Ceil(r.cfg.LoadFactor*float64(total+1)*r.weights[me]/weight)
+	return withinBound(mine, r.cfg.LoadFactor*float64(total+1), r.weights[me], weight)
 }

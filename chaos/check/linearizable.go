@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,19 +126,7 @@ func apply(s fnState, op cpIn) (fnState, cpOut) {
 }
 
 func (s fnState) equal(o fnState) bool {
-	return s.exists == o.exists && s.desc == o.desc && slicesEqual(s.versions, o.versions) && maps.Equal(s.aliases, o.aliases)
-}
-
-func slicesEqual(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return s.exists == o.exists && s.desc == o.desc && slices.Equal(s.versions, o.versions) && maps.Equal(s.aliases, o.aliases)
 }
 
 func (s fnState) String() string {

@@ -33,13 +33,7 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		victim := f.Victims()[0]
-		var rest []*harness.Node
-		for _, n := range c.Nodes() {
-			if n != victim {
-				rest = append(rest, n)
-			}
-		}
-		next, err := c.WaitLeader(ctx, rest...)
+		next, err := c.WaitLeader(ctx, c.Others(victim)...)
 		if err != nil {
 			t.Fatalf("%s: the others elected no leader: %v", f.Name(), err)
 		}

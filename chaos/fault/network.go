@@ -49,7 +49,7 @@ func (p *Partition) Inject(ctx context.Context, c *harness.Cluster) error {
 	if err != nil {
 		return err
 	}
-	rest := others(c, side)
+	rest := c.Others(side...)
 	switch p.Dir {
 	case Both:
 		return c.Partition(ctx, side)
@@ -143,18 +143,4 @@ func (l *Latency) Heal(ctx context.Context) error {
 		errs = append(errs, c.ClearNetem(ctx, n))
 	}
 	return errors.Join(errs...)
-}
-
-func others(c *harness.Cluster, side []*harness.Node) []*harness.Node {
-	in := map[*harness.Node]bool{}
-	for _, n := range side {
-		in[n] = true
-	}
-	var rest []*harness.Node
-	for _, n := range c.Nodes() {
-		if !in[n] {
-			rest = append(rest, n)
-		}
-	}
-	return rest
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -132,9 +133,23 @@ func newNetwork(ctx context.Context, mode NetworkMode, n int) (network, error) {
 // Nodes returns every node, servers first.
 func (c *Cluster) Nodes() []*Node { return append([]*Node(nil), c.nodes...) }
 
-// Servers returns the Raft voters; Workers the others.
-func (c *Cluster) Servers() []*Node { return c.nodes[:c.cfg.Servers] }
-func (c *Cluster) Workers() []*Node { return c.nodes[c.cfg.Servers:] }
+// Others returns every node of the cluster but the given ones, in order
+// (a new slice): the survivors of a fault, the other side of a partition.
+func (c *Cluster) Others(drop ...*Node) []*Node {
+	var rest []*Node
+	for _, n := range c.nodes {
+		if !slices.Contains(drop, n) {
+			rest = append(rest, n)
+		}
+	}
+	return rest
+}
+
+// Servers returns the Raft voters; Workers the others. Like Nodes, each
+// returns a new slice: appending to the servers must not overwrite the
+// first worker in the cluster's own list.
+func (c *Cluster) Servers() []*Node { return slices.Clone(c.nodes[:c.cfg.Servers]) }
+func (c *Cluster) Workers() []*Node { return slices.Clone(c.nodes[c.cfg.Servers:]) }
 
 // Node returns the node with this id, or nil.
 func (c *Cluster) Node(id string) *Node {

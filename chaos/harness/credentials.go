@@ -2,17 +2,12 @@ package harness
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-
+	"github.com/stokehq/stoke/chaos/client"
 	"github.com/stokehq/stoke/node"
 )
 
@@ -43,28 +38,18 @@ func (c *Cluster) findCredentials(ctx context.Context) error {
 }
 
 // verifyCredentials makes one admin request signed with cr to the first
-// serving node.
+// serving node (2 s at most, like the harness's other requests).
 func (c *Cluster) verifyCredentials(ctx context.Context, cr node.Credentials) error {
 	for _, n := range c.nodes {
 		if !n.Serving() {
 			continue
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.Endpoint()+"/stoke/v1/cluster/members", nil)
-		if err != nil {
-			return err
-		}
-		empty := sha256.Sum256(nil)
-		if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: cr.AccessKeyID, SecretAccessKey: cr.SecretAccessKey},
-			req, hex.EncodeToString(empty[:]), "lambda", cr.Region, time.Now()); err != nil {
-			return err
-		}
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s answered %d to an admin request", n.ID, resp.StatusCode)
+		admin := client.NewAdmin(cr)
+		defer admin.Close()
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := admin.Members(ctx, n.Endpoint()); err != nil {
+			return fmt.Errorf("%s refused an admin request: %w", n.ID, err)
 		}
 		return nil
 	}

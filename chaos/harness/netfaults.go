@@ -36,7 +36,7 @@ func (c *Cluster) Cut(ctx context.Context, from []*Node, to *Node) error {
 
 // Partition cuts every link between side and the other nodes, both ways.
 func (c *Cluster) Partition(ctx context.Context, side []*Node) error {
-	rest := c.others(side)
+	rest := c.Others(side...)
 	for _, a := range side {
 		if err := c.Cut(ctx, rest, a); err != nil {
 			return err
@@ -57,7 +57,7 @@ func (c *Cluster) Loss(ctx context.Context, n *Node, p float64) error {
 	if err != nil {
 		return err
 	}
-	rest := c.others([]*Node{n})
+	rest := c.Others(n)
 	var ips []string
 	for _, o := range rest {
 		ips = append(ips, o.IP)
@@ -104,18 +104,4 @@ func (c *Cluster) ClearNetem(ctx context.Context, n *Node) error {
 		return err
 	}
 	return fn.ClearNetem(ctx, n.Index)
-}
-
-func (c *Cluster) others(side []*Node) []*Node {
-	in := map[*Node]bool{}
-	for _, n := range side {
-		in[n] = true
-	}
-	var rest []*Node
-	for _, n := range c.nodes {
-		if !in[n] {
-			rest = append(rest, n)
-		}
-	}
-	return rest
 }

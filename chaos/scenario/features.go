@@ -63,7 +63,7 @@ func (e *Env) probeInvoke(ctx context.Context, n *harness.Node, fn string) (ranO
 // before the commit that makes them visible, fetched from peers on a miss).
 func (e *Env) requireCodeReplication(ctx context.Context, fn string, created *harness.Node) {
 	e.t.Helper()
-	for _, n := range without(e.c.Nodes(), created) {
+	for _, n := range e.c.Others(created) {
 		if _, err := e.probeInvoke(ctx, n, fn); err != nil {
 			if strings.Contains(err.Error(), "code unavailable") || strings.Contains(err.Error(), "blob: not found") {
 				e.Skipf("needs code replication (issue 7): %s was created through %s, invoking it through %s: %v", fn, created, n, err)

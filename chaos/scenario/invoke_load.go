@@ -57,6 +57,16 @@ func (l *invokeLoad) Start(stop context.Context) {
 
 func (l *invokeLoad) Wait() { l.wg.Wait() }
 
+// invokersOver returns n recording data-plane clients, ids 0 to n-1,
+// spread round-robin over nodes.
+func (e *Env) invokersOver(nodes []*harness.Node, n int) []invokeCaller {
+	out := make([]invokeCaller, n)
+	for i := range out {
+		out[i] = e.Invoker(i, nodes[i%len(nodes)])
+	}
+	return out
+}
+
 // Invoker returns a recording data-plane client bound to n, closed when
 // the test ends.
 func (e *Env) Invoker(id int, n *harness.Node) *client.Invoker {

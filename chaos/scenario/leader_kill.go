@@ -29,18 +29,15 @@ func leaderKill(t *testing.T, env *Env) check.Summary {
 	if err := load.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
+	from, stopLoad := env.startLoad(ctx, load)
 
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	env.holdBeforeFault(ctx)
 	kill := &fault.Kill{Target: fault.Leader()}
 	if err := kill.Inject(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	victim := kill.Victims()[0]
-	survivors := without(c.Nodes(), victim)
+	survivors := c.Others(victim)
 	killedAt := env.Rec.Now()
 	next, err := c.WaitLeader(ctx, survivors...)
 	if err != nil {
@@ -49,9 +46,7 @@ func leaderKill(t *testing.T, env *Env) check.Summary {
 		t.Logf("%s killed at %.1fs; %s leads after %.1fs", victim, killedAt.Seconds(), next, (env.Rec.Now() - killedAt).Seconds())
 	}
 	env.Hold(ctx, 6*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	v := verdict{env: env, c: c, fns: load.Functions, load: env.Rec.Ops(), loadFrom: from, loadUntil: until}
 	v.judge(&s, survivors)
@@ -84,18 +79,4 @@ func newControlLoad(env *Env, c *harness.Cluster, perNode int) *controlLoad {
 		}
 	}
 	return l
-}
-
-func without(nodes []*harness.Node, drop ...*harness.Node) []*harness.Node {
-	var out []*harness.Node
-	for _, n := range nodes {
-		keep := true
-		for _, d := range drop {
-			keep = keep && n != d
-		}
-		if keep {
-			out = append(out, n)
-		}
-	}
-	return out
 }

@@ -36,21 +36,15 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	if err != nil {
 		t.Fatal(err)
 	}
-	front := without(c.Nodes(), leader)[env.Rand.IntN(2)]
+	front := c.Others(leader)[env.Rand.IntN(2)]
 	const fn = "chaos-invoke"
 	if err := env.deployChaosFunction(ctx, front, fn, invokeReserved); err != nil {
 		t.Fatal(err)
 	}
 
-	load := &invokeLoad{Function: fn, SleepMS: 100, MaxOps: 400, Seed: env.Seed}
-	for i := range 2 * invokeReserved {
-		load.Clients = append(load.Clients, env.Invoker(i, front))
-	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	load := &invokeLoad{Clients: env.invokersOver([]*harness.Node{front}, 2*invokeReserved), Function: fn, SleepMS: 100, MaxOps: 400, Seed: env.Seed}
+	from, stopLoad := env.startLoad(ctx, load)
+	env.holdBeforeFault(ctx)
 	kill := &fault.Kill{Target: fault.Leader()}
 	if err := kill.Inject(ctx, c); err != nil {
 		t.Fatal(err)
@@ -58,20 +52,13 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	killedAt := env.Rec.Now()
 	t.Logf("killed leader %s at %.1fs; invoking through %s", leader, killedAt.Seconds(), front)
 	env.Hold(ctx, 8*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 	if err := kill.Heal(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	ops := env.Rec.Ops()
-	r := check.SyncInvocations(ops, time.Second)
-	s.Ops, s.Acked, s.Lost = r.Calls, r.OKs, len(r.Wrong)
-	s.MaxUnavailable = check.MaxGap(ops, from, until, func(op history.Op) bool { return op.Kind == history.Invoke })
-	for _, w := range r.Wrong {
-		s.Failf("wrong result: call %d sent %+v, got %+v", w.ID, w.Input, w.Output)
-	}
+	r := syncSummary(&s, ops, from, until)
 	inFlightAtKill := func(op history.Op) bool { return op.Call <= killedAt && op.Return >= killedAt }
 	failed := history.Filter(ops, func(op history.Op) bool {
 		return op.Kind == history.Invoke && op.Outcome != history.OK && op.Error != check.ErrThrottled && !inFlightAtKill(op)

@@ -40,19 +40,16 @@ func leaderPartition(t *testing.T, env *Env) check.Summary {
 	if err := load.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
+	from, stopLoad := env.startLoad(ctx, load)
 
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	env.holdBeforeFault(ctx)
 	part := &fault.Partition{Target: fault.Leader(), Dir: fault.Both}
 	if err := part.Inject(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	cutAt := env.Rec.Now()
 	isolated := part.Victims()[0]
-	majority := without(c.Nodes(), isolated)
+	majority := c.Others(isolated)
 	next, err := c.WaitLeader(ctx, majority...)
 	if err != nil {
 		s.Failf("the majority elected no leader: %v", err)
@@ -79,9 +76,7 @@ func leaderPartition(t *testing.T, env *Env) check.Summary {
 		s.Failf("cluster not ready after the heal: %v", err)
 	}
 	env.Hold(ctx, 3*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 	ops := env.Rec.Ops()
 
 	// The isolated node acknowledges nothing once its lease is over, and

@@ -47,10 +47,7 @@ func rollingRestart(t *testing.T, env *Env) check.Summary {
 	for i := range 6 {
 		load.Clients = append(load.Clients, env.balancedCaller(i, rot))
 	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
+	from, stopLoad := env.startLoad(ctx, load)
 
 	var windows []restartWindow
 	for _, n := range c.Nodes() {
@@ -74,9 +71,7 @@ func rollingRestart(t *testing.T, env *Env) check.Summary {
 			(env.Rec.Now() - w.stop).Seconds())
 	}
 	env.Hold(ctx, 3*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	ops := env.Rec.Ops()
 	syncSummary(&s, ops, from, until)

@@ -90,6 +90,36 @@ func (e *Env) Hold(ctx context.Context, d time.Duration) {
 	}
 }
 
+// holdBeforeFault lets the load run for 3 to 5 s, drawn from the seed,
+// so that the fault lands at a random point of a steady load.
+func (e *Env) holdBeforeFault(ctx context.Context) {
+	e.Hold(ctx, time.Duration(3000+e.Rand.IntN(2000))*time.Millisecond)
+}
+
+// load is a client load a scenario runs while it injects faults.
+type load interface {
+	// Start starts the clients; they stop when ctx ends.
+	Start(ctx context.Context)
+	// Wait returns once every client has returned.
+	Wait()
+}
+
+// startLoad starts l and returns when it started on the recorder's clock,
+// and stop, which ends the load, waits for its clients and returns when
+// they had all returned. The load also ends with ctx, which every
+// scenario cancels when it returns, so a run that fails before calling
+// stop leaves no client running on.
+func (e *Env) startLoad(ctx context.Context, l load) (from time.Duration, stop func() (until time.Duration)) {
+	ctx, cancel := context.WithCancel(ctx)
+	from = e.Rec.Now()
+	l.Start(ctx)
+	return from, func() time.Duration {
+		cancel()
+		l.Wait()
+		return e.Rec.Now()
+	}
+}
+
 // saveHistory writes the recorded history next to the logs when the run
 // failed, for porcupine's visualization and for reading by hand.
 func (e *Env) saveHistory() {

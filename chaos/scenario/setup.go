@@ -49,25 +49,32 @@ func (e *Env) deployChaosFunction(ctx context.Context, n *harness.Node, name str
 	return nil
 }
 
-// deployHomedOn deploys chaos functions named prefix-1, prefix-2, ...
-// (with reserved concurrency when reserved > 0) through front until one's home (the node its first invocation, a cold
-// start, ran on, which keeps its warm sandbox) is a node keep accepts, and
-// returns its name and home. Placement hashes the name, so each try is a
-// fresh draw; the functions that missed stay deployed, idle.
-func (e *Env) deployHomedOn(ctx context.Context, front *harness.Node, prefix string, reserved int32, keep func(*harness.Node) bool) (string, *harness.Node, error) {
+// deployOnWorker deploys chaos functions named prefix-1, prefix-2, ...
+// (with reserved concurrency when reserved > 0) through front until one's
+// home (the node its first invocation, a cold start, ran on, which keeps
+// its warm sandbox) is a worker, and returns its name and home. Placement
+// hashes the name, so each try is a fresh draw; the functions that missed
+// stay deployed, idle. It skips the run unless the cluster replicates
+// code and routes invocations by placement, which the worker scenarios
+// test, and fails it when no function can be deployed.
+func (e *Env) deployOnWorker(ctx context.Context, front *harness.Node, prefix string, reserved int32) (string, *harness.Node) {
+	e.t.Helper()
 	const tries = 16
 	for i := 1; i <= tries; i++ {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		if err := e.deployChaosFunction(ctx, front, name, reserved); err != nil {
-			return "", nil, err
+			e.t.Fatal(err)
 		}
 		ranOn, err := e.probeInvoke(ctx, front, name)
 		if err != nil {
-			return "", nil, fmt.Errorf("probe invoke of %s through %s: %w", name, front, err)
+			e.t.Fatalf("probe invoke of %s through %s: %v", name, front, err)
 		}
-		if home := e.c.Node(ranOn); home != nil && keep(home) {
-			return name, home, nil
+		if home := e.c.Node(ranOn); home != nil && !home.Server {
+			e.requireCodeReplication(ctx, name, front)
+			e.requirePlacement(ctx, name)
+			return name, home
 		}
 	}
-	return "", nil, fmt.Errorf("none of %d functions %s-N is homed on a node that qualifies", tries, prefix)
+	e.t.Fatalf("none of %d functions %s-N is homed on a worker", tries, prefix)
+	return "", nil
 }

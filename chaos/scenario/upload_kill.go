@@ -52,7 +52,7 @@ func uploadNodeKill(t *testing.T, env *Env) check.Summary {
 		if err != nil {
 			t.Fatal(err)
 		}
-		others := without(c.Nodes(), leader)
+		others := c.Others(leader)
 		n := others[env.Rand.IntN(len(others))]
 		api, closeIdle := client.NewLambda(n.Endpoint(), c.Credentials())
 		defer closeIdle()
@@ -67,7 +67,7 @@ func uploadNodeKill(t *testing.T, env *Env) check.Summary {
 			from = killedAt
 		}
 		t.Logf("killed %s right after it accepted upload %q", n, marker)
-		for i, sv := range without(c.Nodes(), n) {
+		for i, sv := range c.Others(n) {
 			if err := env.invocableThrough(ctx, clients+i, sv, fn, marker); err != nil {
 				s.Lost++
 				s.Failf("upload %q not invocable through %s within %v of the upload node's death: %v", marker, sv, invocableWithin, err)

@@ -17,22 +17,27 @@ import (
 // every surviving node within 10 s of the load stopping.
 const readableWithin = 10 * time.Second
 
+// finalReadRetry paces the retries of a final read without a definite
+// answer: small against readableWithin.
+const finalReadRetry = 50 * time.Millisecond
+
 // finalReads reads every function's $LATEST, versions and aliases on node
 // n through c (recorded, so the linearizability check covers them),
 // retrying reads without a definite answer until ctx ends. It returns
 // what n serves.
 func finalReads(ctx context.Context, c *client.Control, fns []string, maxVersion int) (map[string]check.FunctionState, error) {
 	out := map[string]check.FunctionState{}
-	definite := func(read func() history.Op) (history.Op, error) {
-		for {
-			op := read()
-			if op.Outcome == history.OK || op.Error == history.ErrNotFound {
-				return op, nil
+	// A read refused at once (connection refused, 403 before the key
+	// replicates, 429) is retried after a pause, not in a busy loop that
+	// would record thousands of operations against the node.
+	definite := func(read func() history.Op) (op history.Op, err error) {
+		err = harness.Poll(ctx, finalReadRetry, func() error {
+			if op = read(); op.Outcome == history.OK || op.Error == history.ErrNotFound {
+				return nil
 			}
-			if ctx.Err() != nil {
-				return op, fmt.Errorf("%s %s on %s: no definite answer (last: %s %s)", op.Kind, op.Key, c.Node(), op.Outcome, op.Error)
-			}
-		}
+			return fmt.Errorf("%s %s on %s: no definite answer (last: %s %s)", op.Kind, op.Key, c.Node(), op.Outcome, op.Error)
+		})
+		return op, err
 	}
 	for _, fn := range fns {
 		st := check.FunctionState{Versions: map[string]bool{}, Aliases: map[string]string{}}

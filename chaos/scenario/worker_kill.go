@@ -34,23 +34,11 @@ func workerKill(t *testing.T, env *Env) check.Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	front := c.Servers()
-	isWorker := func(n *harness.Node) bool { return !n.Server }
-	fn, victim, err := env.deployHomedOn(ctx, front[0], "chaos-sync", 0, isWorker)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.requireCodeReplication(ctx, fn, front[0])
-	env.requirePlacement(ctx, fn)
+	fn, victim := env.deployOnWorker(ctx, front[0], "chaos-sync", 0)
 
-	load := &invokeLoad{Function: fn, SleepMS: 20, MaxOps: 2000, Pace: 50 * time.Millisecond, Seed: env.Seed}
-	for i := range 2 * len(front) {
-		load.Clients = append(load.Clients, env.Invoker(i, front[i%len(front)]))
-	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
-	env.Hold(ctx, time.Duration(3000+env.Rand.IntN(2000))*time.Millisecond)
+	load := &invokeLoad{Clients: env.invokersOver(front, 2*len(front)), Function: fn, SleepMS: 20, MaxOps: 2000, Pace: 50 * time.Millisecond, Seed: env.Seed}
+	from, stopLoad := env.startLoad(ctx, load)
+	env.holdBeforeFault(ctx)
 
 	ranOnVictim := 0
 	for _, op := range env.Rec.Ops() {
@@ -73,9 +61,7 @@ func workerKill(t *testing.T, env *Env) check.Summary {
 	t.Logf("killed %s (home of %s, %d calls ran there) at %.1fs; declared dead after %.1fs", victim, fn, ranOnVictim,
 		killedAt.Seconds(), (detectedAt - killedAt).Seconds())
 	env.Hold(ctx, max(killedAt+15*time.Second, detectedAt+5*time.Second)-env.Rec.Now())
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	ops := env.Rec.Ops()
 	r := syncSummary(&s, ops, from, until)

@@ -45,21 +45,10 @@ func workerPartition(t *testing.T, env *Env) check.Summary {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	front := c.Servers()
-	fn, victim, err := env.deployHomedOn(ctx, front[0], "chaos-partition", partitionReserve, func(n *harness.Node) bool { return !n.Server })
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.requireCodeReplication(ctx, fn, front[0])
-	env.requirePlacement(ctx, fn)
+	fn, victim := env.deployOnWorker(ctx, front[0], "chaos-partition", partitionReserve)
 
-	load := &invokeLoad{Function: fn, SleepMS: 100, MaxOps: 3000, Pace: 50 * time.Millisecond, Seed: env.Seed}
-	for i := range 2 * len(front) {
-		load.Clients = append(load.Clients, env.Invoker(i, front[i%len(front)]))
-	}
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	defer stopLoad()
-	from := env.Rec.Now()
-	load.Start(loadCtx)
+	load := &invokeLoad{Clients: env.invokersOver(front, 2*len(front)), Function: fn, SleepMS: 100, MaxOps: 3000, Pace: 50 * time.Millisecond, Seed: env.Seed}
+	from, stopLoad := env.startLoad(ctx, load)
 	env.Hold(ctx, 5*time.Second)
 
 	part := &fault.Partition{Target: fault.Nodes(victim), Dir: fault.Both}
@@ -91,9 +80,7 @@ func workerPartition(t *testing.T, env *Env) check.Summary {
 	t.Logf("cut %s (home of %s) off at %.1fs, declared dead after %.1fs, new code at %.1fs, healed at %.1fs, rejoined after %.1fs",
 		victim, fn, cutAt.Seconds(), (detectedAt - cutAt).Seconds(), updatedAt.Seconds(), healAt.Seconds(), (rejoinedAt - healAt).Seconds())
 	env.Hold(ctx, 10*time.Second)
-	stopLoad()
-	load.Wait()
-	until := env.Rec.Now()
+	until := stopLoad()
 
 	ops := env.Rec.Ops()
 	syncSummary(&s, ops, from, until)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"time"
 
 	"github.com/stokehq/stoke/node"
 )
@@ -29,16 +28,8 @@ type asyncFileConfig struct {
 
 func (f *asyncFileConfig) apply(cfg *node.Config) {
 	ac := &cfg.Async
-	if f.AsyncCopies != nil {
-		ac.Copies = *f.AsyncCopies
-	}
-	if f.AsyncWorkers != nil {
-		ac.Workers = *f.AsyncWorkers
-	}
-	if f.AsyncTimeScale != nil {
-		ac.TimeScale = *f.AsyncTimeScale
-	}
-	if f.AsyncDLQRetention != nil {
-		ac.DeadLetterRetention = time.Duration(*f.AsyncDLQRetention)
-	}
+	set(&ac.Copies, f.AsyncCopies)
+	set(&ac.Workers, f.AsyncWorkers)
+	set(&ac.TimeScale, f.AsyncTimeScale)
+	setDuration(&ac.DeadLetterRetention, f.AsyncDLQRetention)
 }

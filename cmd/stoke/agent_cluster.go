@@ -102,6 +102,21 @@ type fileConfig struct {
 	asyncFileConfig
 }
 
+// set copies a setting the file gave (from is nil when it did not) onto
+// the config.
+func set[T any](to, from *T) {
+	if from != nil {
+		*to = *from
+	}
+}
+
+// setDuration is set for duration settings.
+func setDuration(to *time.Duration, from *duration) {
+	if from != nil {
+		*to = time.Duration(*from)
+	}
+}
+
 type duration time.Duration
 
 func (d *duration) UnmarshalText(b []byte) error {
@@ -126,50 +141,34 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 		return fmt.Errorf("config %s: unknown setting %q", path, undecoded[0].String())
 	}
 	cc := &cfg.Cluster
-	for _, s := range []struct {
-		from *string
-		to   *string
-	}{
-		{f.NodeID, &cfg.NodeID}, {f.DataDir, &cfg.DataDir}, {f.HTTPAddr, &cfg.HTTPAddr}, {f.HTTPAdvertise, &cc.HTTPAdvertise},
-		{f.RaftAddr, &cfg.RaftAddr}, {f.RaftAdvertise, &cfg.RaftAdvertise}, {f.GRPCAddr, &cc.GRPCAddr},
-		{f.GRPCAdvertise, &cc.GRPCAdvertise}, {f.GossipAddr, &cc.GossipAddr}, {f.GossipAdvertise, &cc.GossipAdvertise},
-		{f.Region, &cfg.Region}, {f.ClusterKeyFile, &cfg.ClusterKeyFile}, {f.TLSCA, &cc.TLSCAFile},
-		{f.TLSCert, &cc.TLSCertFile}, {f.TLSKey, &cc.TLSKeyFile}, {f.LogLevel, logLevel},
-	} {
-		if s.from != nil {
-			*s.to = *s.from
-		}
-	}
-	if f.Server != nil {
-		cc.Server = *f.Server
-	}
-	if f.BootstrapExpect != nil {
-		cc.BootstrapExpect = *f.BootstrapExpect
-	}
+	set(&cfg.NodeID, f.NodeID)
+	set(&cfg.DataDir, f.DataDir)
+	set(&cfg.HTTPAddr, f.HTTPAddr)
+	set(&cc.HTTPAdvertise, f.HTTPAdvertise)
+	set(&cfg.RaftAddr, f.RaftAddr)
+	set(&cfg.RaftAdvertise, f.RaftAdvertise)
+	set(&cc.GRPCAddr, f.GRPCAddr)
+	set(&cc.GRPCAdvertise, f.GRPCAdvertise)
+	set(&cc.GossipAddr, f.GossipAddr)
+	set(&cc.GossipAdvertise, f.GossipAdvertise)
+	set(&cfg.Region, f.Region)
+	set(&cfg.ClusterKeyFile, f.ClusterKeyFile)
+	set(&cc.TLSCAFile, f.TLSCA)
+	set(&cc.TLSCertFile, f.TLSCert)
+	set(&cc.TLSKeyFile, f.TLSKey)
+	set(logLevel, f.LogLevel)
+	set(&cc.Server, f.Server)
+	set(&cc.BootstrapExpect, f.BootstrapExpect)
 	if f.Join != nil {
 		cc.Join = f.Join
 	}
-	if f.ReapTimeout != nil {
-		cc.ReapTimeout = time.Duration(*f.ReapTimeout)
-	}
-	if f.DrainTimeout != nil {
-		cc.DrainTimeout = time.Duration(*f.DrainTimeout)
-	}
-	if f.MemoryMB != nil {
-		cc.MemoryMB = *f.MemoryMB
-	}
-	if f.CPUs != nil {
-		cc.CPUs = *f.CPUs
-	}
-	if f.InsecureNoSandbox != nil {
-		cfg.Worker.InsecureNoSandbox = *f.InsecureNoSandbox
-	}
-	if f.MemoryBudgetMB != nil {
-		cfg.Worker.MemoryBudgetMB = *f.MemoryBudgetMB
-	}
-	if f.SandboxIdleTimeout != nil {
-		cfg.Worker.IdleTimeout = time.Duration(*f.SandboxIdleTimeout)
-	}
+	setDuration(&cc.ReapTimeout, f.ReapTimeout)
+	setDuration(&cc.DrainTimeout, f.DrainTimeout)
+	set(&cc.MemoryMB, f.MemoryMB)
+	set(&cc.CPUs, f.CPUs)
+	set(&cfg.Worker.InsecureNoSandbox, f.InsecureNoSandbox)
+	set(&cfg.Worker.MemoryBudgetMB, f.MemoryBudgetMB)
+	setDuration(&cfg.Worker.IdleTimeout, f.SandboxIdleTimeout)
 	f.codeFileConfig.apply(cfg)
 	f.asyncFileConfig.apply(cfg)
 	return nil

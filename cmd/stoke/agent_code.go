@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"time"
 
 	"github.com/stokehq/stoke/node"
 )
@@ -34,24 +33,11 @@ type codeFileConfig struct {
 
 func (f *codeFileConfig) apply(cfg *node.Config) {
 	c := &cfg.Code
-	if f.CodeReplicas != nil {
-		c.Replicas = *f.CodeReplicas
-	}
-	if f.CodeMinReplicas != nil {
-		c.MinReplicas = *f.CodeMinReplicas
-	}
-	for _, d := range []struct {
-		from *duration
-		to   *time.Duration
-	}{{f.CodeGCGrace, &c.GCGrace}, {f.CodeRepairInterval, &c.RepairInterval}, {f.CodeScrubInterval, &c.ScrubInterval}} {
-		if d.from != nil {
-			*d.to = time.Duration(*d.from)
-		}
-	}
-	if f.CodeUnpackedBudgetBytes != nil {
-		c.UnpackedBudgetBytes = *f.CodeUnpackedBudgetBytes
-	}
-	if f.CodeUnpackedDir != nil {
-		c.UnpackedDir = *f.CodeUnpackedDir
-	}
+	set(&c.Replicas, f.CodeReplicas)
+	set(&c.MinReplicas, f.CodeMinReplicas)
+	setDuration(&c.GCGrace, f.CodeGCGrace)
+	setDuration(&c.RepairInterval, f.CodeRepairInterval)
+	setDuration(&c.ScrubInterval, f.CodeScrubInterval)
+	set(&c.UnpackedBudgetBytes, f.CodeUnpackedBudgetBytes)
+	set(&c.UnpackedDir, f.CodeUnpackedDir)
 }

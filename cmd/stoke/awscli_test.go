@@ -4,6 +4,8 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +18,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/stokehq/stoke/cluster/clustertest"
 	"github.com/stokehq/stoke/node"
@@ -72,9 +77,40 @@ func startDevAgentWith(t *testing.T, dir string, adjust func(*node.Config)) *nod
 		if resp.StatusCode != 200 {
 			return fmt.Errorf("ready: %d", resp.StatusCode)
 		}
-		return nil
+		// The first leader writes the admin key to the file before it
+		// commits it: the file is usable once a request signed with it
+		// is accepted.
+		cr, err := node.ReadCredentials(filepath.Join(dir, "credentials"))
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return signedGet(ctx, "http://"+a.HTTPAddr()+"/stoke/v1/status", cr)
 	})
 	return a
+}
+
+// signedGet sends a GET signed with cr and fails unless it is answered 200.
+func signedGet(ctx context.Context, url string, cr node.Credentials) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	empty := sha256.Sum256(nil)
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: cr.AccessKeyID, SecretAccessKey: cr.SecretAccessKey},
+		req, hex.EncodeToString(empty[:]), "lambda", cr.Region, time.Now()); err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("signed GET %s: %d", url, resp.StatusCode)
+	}
+	return nil
 }
 
 // captureStdout runs f with os.Stdout redirected and returns what it wrote.

@@ -177,6 +177,7 @@ const progressThreshold = 4 << 20
 
 func (p *progressTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.ContentLength > progressThreshold {
+		req = req.Clone(req.Context()) // a RoundTripper must not modify the caller's request
 		req.Body = &progressReader{rc: req.Body, total: req.ContentLength, out: p.out}
 	}
 	return p.next.RoundTrip(req)
@@ -187,17 +188,24 @@ type progressReader struct {
 	total int64
 	done  int64
 	shown int
+	ended bool
 	out   io.Writer
 }
 
 func (r *progressReader) Read(b []byte) (int, error) {
 	n, err := r.rc.Read(b)
 	r.done += int64(n)
-	if pct := int(r.done * 100 / r.total); pct != r.shown || errors.Is(err, io.EOF) {
+	if r.ended {
+		return n, err
+	}
+	// A body longer than it declared must not draw a bar past 100%
+	// (strings.Repeat panics on the negative padding).
+	if pct := int(min(r.done*100/r.total, 100)); pct != r.shown || errors.Is(err, io.EOF) {
 		r.shown = pct
 		bar := strings.Repeat("=", pct/4) + strings.Repeat(" ", 25-pct/4)
 		fmt.Fprintf(r.out, "\rupload [%s] %3d%% of %.1f MB", bar, pct, float64(r.total)/(1<<20))
-		if r.done >= r.total {
+		if r.done >= r.total || errors.Is(err, io.EOF) {
+			r.ended = true
 			fmt.Fprintln(r.out)
 		}
 	}

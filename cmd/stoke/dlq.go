@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 )
 
 // runDLQ dispatches `stoke dlq <subcommand> FUNCTION ...`: the function's
@@ -40,17 +41,10 @@ func dlqFlagSet(name string, args []string, define func(*flag.FlagSet)) (*client
 	if define != nil {
 		define(fs)
 	}
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, nil, err
-		}
-		if fs.NArg() == 0 {
-			return c, positional, nil
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+	if err := parseInterleaved(fs, args); err != nil {
+		return nil, nil, err
 	}
+	return c, fs.Args(), nil
 }
 
 type dlqEntry struct {
@@ -128,12 +122,18 @@ func dlqList(args []string) error {
 	return w.Flush()
 }
 
+// oneLine folds s onto one line of at most n bytes, cutting between
+// characters (an error message may hold any UTF-8).
 func oneLine(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > n {
-		return s[:n-3] + "..."
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := n - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 func dlqShow(args []string) error {

@@ -16,7 +16,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -65,7 +64,7 @@ func runFn(args []string) error {
 	f.client.register(f.fs)
 	f.fs.BoolVar(&f.json, "json", false, "print JSON for scripts instead of tables")
 	cmd.flags(f)
-	if err := f.fs.Parse(interleaved(rest)); err != nil {
+	if err := parseInterleaved(f.fs, rest); err != nil {
 		return err
 	}
 	if f.fs.NArg() < cmd.args {
@@ -93,28 +92,32 @@ func plainAPIError(err error) error {
 	return err
 }
 
-// interleaved moves flags after positional arguments to the front, so
-// `stoke fn invoke NAME --tail` works like `stoke fn invoke --tail NAME`.
-func interleaved(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "-" || !strings.HasPrefix(a, "-") {
-			pos = append(pos, a)
-			continue
+// parseInterleaved parses fs's flags wherever they stand among args, so
+// `stoke fn invoke NAME --tail` works like `stoke fn invoke --tail NAME`;
+// afterwards fs.Args() holds the positional arguments in order. Whether a
+// flag takes a value is the FlagSet's to say (bool flags do not), so no
+// list of flag names has to be kept beside it. A lone "-" is positional,
+// and "--" ends the flags: what follows is positional even if it starts
+// with "-" (a negative number as a payload).
+func parseInterleaved(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
 		}
-		flags = append(flags, a)
-		if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
-			flags = append(flags, args[i+1])
-			i++
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
 		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	return append(flags, pos...)
+	return fs.Parse(append([]string{"--"}, pos...))
 }
-
-var boolFlags = map[string]bool{"json": true, "publish": true, "tail": true, "dry-run": true}
-
-func isBoolFlag(a string) bool { return boolFlags[strings.TrimLeft(a, "-")] }
 
 type fnFlags struct {
 	fs     *flag.FlagSet
@@ -122,11 +125,25 @@ type fnFlags struct {
 	json   bool
 
 	dir, zipFile, runtime, handler, role, description string
-	memory, timeout                                   int
+	memory, timeout                                   int32Flag
 	env                                               multiFlag
 	weights                                           multiFlag
 	publish, tail                                     bool
 	qualifier, file, aliasVersion                     string
+}
+
+// int32Flag is an integer flag in the range of the API's int32 fields:
+// a larger number is refused instead of wrapping around to another one.
+type int32Flag int32
+
+func (v *int32Flag) String() string { return strconv.Itoa(int(*v)) }
+func (v *int32Flag) Set(s string) error {
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return err
+	}
+	*v = int32Flag(n)
+	return nil
 }
 
 type fnCommand struct {
@@ -145,8 +162,8 @@ func configFlags(f *fnFlags) {
 	f.fs.StringVar(&f.runtime, "runtime", "", "runtime, e.g. python3.11, nodejs20.x, provided.al2023")
 	f.fs.StringVar(&f.handler, "handler", "", "handler, e.g. app.handler")
 	f.fs.StringVar(&f.description, "description", "", "description")
-	f.fs.IntVar(&f.memory, "memory", 0, "memory in MB (128-10240)")
-	f.fs.IntVar(&f.timeout, "timeout", 0, "timeout in seconds (1-900)")
+	f.fs.Var(&f.memory, "memory", "memory in MB (128-10240)")
+	f.fs.Var(&f.timeout, "timeout", "timeout in seconds (1-900)")
 	f.fs.Var(&f.env, "env", "environment variable KEY=VALUE (repeatable)")
 }
 
@@ -178,15 +195,15 @@ var fnCommands = map[string]fnCommand{
 	"alias list":   {1, func(*fnFlags) {}, fnAliasList},
 	"alias delete": {2, func(*fnFlags) {}, fnAliasDelete},
 	"concurrency put": {2, func(*fnFlags) {}, func(ctx context.Context, c *lambda.Client, f *fnFlags) error {
-		n, err := strconv.Atoi(f.fs.Arg(1))
-		if err != nil {
+		var n int32Flag
+		if err := n.Set(f.fs.Arg(1)); err != nil {
 			return fmt.Errorf("concurrency must be a number: %q", f.fs.Arg(1))
 		}
 		out, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String(f.fs.Arg(0)), ReservedConcurrentExecutions: aws.Int32(int32(n))})
 		if err != nil {
 			return err
 		}
-		return printOut(f, map[string]any{"ReservedConcurrentExecutions": out.ReservedConcurrentExecutions}, func(w io.Writer) {
+		return printJSONOr(f.json, map[string]any{"ReservedConcurrentExecutions": out.ReservedConcurrentExecutions}, func(w io.Writer) {
 			fmt.Fprintf(w, "%s: reserved concurrency %d\n", f.fs.Arg(0), aws.ToInt32(out.ReservedConcurrentExecutions))
 		})
 	}},
@@ -263,19 +280,30 @@ func zipDir(dir string) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			io.WriteString(w, target)
-		case info.Mode().IsRegular():
-			data, err := os.ReadFile(path)
-			if err != nil {
+			if _, err := io.WriteString(w, target); err != nil {
 				return nil, err
 			}
-			w.Write(data)
+		case info.Mode().IsRegular():
+			if err := copyFile(w, path); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// copyFile streams the file at path into w.
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
 }
 
 func envMap(pairs []string) (map[string]string, error) {
@@ -431,7 +459,7 @@ func fnList(ctx context.Context, c *lambda.Client, f *fnFlags) error {
 			all = append(all, configOf(&fc))
 		}
 	}
-	return printOut(f, all, func(w io.Writer) {
+	return printJSONOr(f.json, all, func(w io.Writer) {
 		fmt.Fprintln(w, "NAME\tRUNTIME\tMEMORY\tTIMEOUT\tCODE SIZE\tLAST MODIFIED")
 		for _, fc := range all {
 			fmt.Fprintf(w, "%s\t%s\t%d MB\t%d s\t%d\t%s\n", fc.FunctionName, fc.Runtime, fc.MemorySize, fc.Timeout, fc.CodeSize, fc.LastModified)
@@ -579,7 +607,7 @@ func configOf(v any) fnConfig {
 }
 
 func printConfig(f *fnFlags, fc fnConfig) error {
-	return printOut(f, fc, func(w io.Writer) {
+	return printJSONOr(f.json, fc, func(w io.Writer) {
 		for _, kv := range [][2]string{{"Name", fc.FunctionName}, {"ARN", fc.FunctionArn}, {"Version", fc.Version}, {"Runtime", fc.Runtime},
 			{"Handler", fc.Handler}, {"Memory", fmt.Sprintf("%d MB", fc.MemorySize)}, {"Timeout", fmt.Sprintf("%d s", fc.Timeout)},
 			{"Code size", strconv.FormatInt(fc.CodeSize, 10)}, {"CodeSha256", fc.CodeSha256}, {"Description", fc.Description},
@@ -611,7 +639,7 @@ func aliasOf(name, version *string, rc *types.AliasRoutingConfiguration, arn *st
 }
 
 func printAliases(f *fnFlags, rows []aliasRow) error {
-	return printOut(f, rows, func(w io.Writer) {
+	return printJSONOr(f.json, rows, func(w io.Writer) {
 		fmt.Fprintln(w, "ALIAS\tVERSION\tROUTING\tARN")
 		for _, r := range rows {
 			var routes []string
@@ -621,16 +649,4 @@ func printAliases(f *fnFlags, rows []aliasRow) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Name, r.FunctionVersion, strings.Join(routes, ","), r.AliasArn)
 		}
 	})
-}
-
-// printOut prints v as JSON with -json, otherwise the table table draws.
-func printOut(f *fnFlags, v any, table func(io.Writer)) error {
-	if f.json {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	table(w)
-	return w.Flush()
 }

@@ -120,7 +120,7 @@ func TestStatusWarnsWithoutSandboxes(t *testing.T) {
 		t.Setenv("STOKE_DATA_DIR", dir)
 		t.Setenv("AWS_ACCESS_KEY_ID", "")
 		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-		out := captureStdout(t, func() error { return runStatus(nil) })
+		out := captureStdout(t, func() error { return commands["status"].run(nil) })
 		if warned := strings.Contains(out, "!!! INSECURE"); warned != insecure {
 			t.Fatalf("insecure=%v: status warns=%v:\n%s", insecure, warned, out)
 		}

@@ -5,6 +5,7 @@
 //	stoke dlq ...              list, show, redrive, purge a function's dead-letter queue
 //	stoke tls ...              create the cluster CA and node certificates
 //	stoke dev --nodes 3        start a local multi-node cluster (stoke dev stop)
+//	stoke status               the state of the node the client talks to
 //	stoke credentials          print the admin credentials as an AWS CLI profile
 //	stoke keygen               print a new cluster key
 //	stoke local-invoke         run a function from a folder, no cluster
@@ -36,6 +37,7 @@ var commands = map[string]command{
 	"dlq":          {"list, show, redrive or purge a function's dead-letter queue", runDLQ},
 	"tls":          {"create the cluster CA and node certificates", runTLS},
 	"dev":          {"start (or stop) a local multi-node cluster", runDev},
+	"status":       {"print the node's state (warns loudly when functions run unsandboxed)", runStatus},
 	"credentials":  {"print the admin credentials as an AWS CLI profile", runCredentials},
 	"account":      {"create and list tenant accounts (admin)", runAccount},
 	"key":          {"create, list and revoke access keys (admin)", runKey},

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"text/tabwriter"
 	"time"
 )
 
@@ -26,7 +28,7 @@ func runAccount(args []string) error {
 	f.client.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print JSON")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "account concurrency limit (default 1000)")
-	if err := fs.Parse(interleaved(args[1:])); err != nil {
+	if err := parseInterleaved(fs, args[1:]); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -83,7 +85,7 @@ func runKey(args []string) error {
 	fs.BoolVar(&f.admin, "admin", false, "the key may manage accounts, keys and the cluster")
 	fs.StringVar(&f.account, "account", "", "account the key belongs to (default: the caller's)")
 	fs.StringVar(&f.description, "description", "", "what the key is for")
-	if err := fs.Parse(interleaved(args[1:])); err != nil {
+	if err := parseInterleaved(fs, args[1:]); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -144,14 +146,19 @@ func runLogs(args []string) error {
 	fs.BoolVar(&f.follow, "follow", false, "keep printing new records")
 	fs.StringVar(&f.since, "since", "1h", "how far back: a duration (10m) or an RFC 3339 time")
 	fs.IntVar(&f.limit, "limit", 1000, "at most this many records")
-	if err := fs.Parse(interleaved(args)); err != nil {
+	if err := parseInterleaved(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("usage: stoke logs FUNCTION [-since 10m] [-follow]")
 	}
 	since := f.since
-	seen := map[string]bool{}
+	// seen holds the records already printed, by their timestamp. Each
+	// poll asks for records at or after the newest one printed, so only
+	// those at that very timestamp can come back: older ones are dropped,
+	// and a long --follow does not keep every line it printed.
+	seen := map[string]string{}
+	newest := "" // timestamp of the newest record printed, as the agent wrote it
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		var out struct {
@@ -164,19 +171,24 @@ func runLogs(args []string) error {
 		}
 		for _, e := range out.Events {
 			key := e.Node + e.Stream + e.Timestamp + e.Message
-			if seen[key] {
+			if _, ok := seen[key]; ok {
 				continue
 			}
-			seen[key] = true
+			seen[key] = e.Timestamp
 			if f.json {
 				fmt.Printf(`{"timestamp":%q,"node":%q,"stream":%q,"message":%q}`+"\n", e.Timestamp, e.Node, e.Stream, e.Message)
 			} else {
 				fmt.Printf("%s %s %s\n", e.Timestamp, e.Stream, e.Message)
 			}
-			since = e.Timestamp
+			since, newest = e.Timestamp, e.Timestamp
 		}
 		if !f.follow {
 			return nil
+		}
+		for k, ts := range seen {
+			if ts < newest { // one layout, compared as the agent compares it
+				delete(seen, k)
+			}
 		}
 		if t, err := time.Parse("2006-01-02T15:04:05.000Z", since); err == nil {
 			since = t.Format(time.RFC3339Nano)
@@ -185,9 +197,13 @@ func runLogs(args []string) error {
 	}
 }
 
+// printJSONOr prints v as indented JSON when asJSON, otherwise what text
+// writes, aligned in columns at tabs.
 func printJSONOr(asJSON bool, v any, text func(io.Writer)) error {
 	if asJSON {
-		return printOut(&fnFlags{json: true}, v, nil)
+		return printJSON(v)
 	}
-	return printOut(&fnFlags{}, v, text)
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	text(w)
+	return w.Flush()
 }

@@ -31,15 +31,15 @@ func tlsCACreate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *days <= 0 {
+		return fmt.Errorf("--days %d: the CA must be valid for at least a day", *days)
+	}
 	cert, key, err := cluster.CreateCA(*name, time.Duration(*days)*24*time.Hour)
 	if err != nil {
 		return err
 	}
 	certFile, keyFile := filepath.Join(*dir, "stoke-ca.pem"), filepath.Join(*dir, "stoke-ca-key.pem")
-	if err := cluster.WritePEM(certFile, cert, false); err != nil {
-		return err
-	}
-	if err := cluster.WritePEM(keyFile, key, true); err != nil {
+	if err := writePair(certFile, cert, keyFile, key); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s (give to every node) and %s (keep offline; 0600)\n", certFile, keyFile)
@@ -72,6 +72,9 @@ func tlsCertCreate(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *days <= 0 {
+		return fmt.Errorf("--days %d: the certificate must be valid for at least a day", *days)
+	}
 	var parsed []net.IP
 	for _, s := range ips {
 		ip := net.ParseIP(s)
@@ -94,13 +97,24 @@ func tlsCertCreate(args []string) error {
 		return err
 	}
 	certFile, keyFile := filepath.Join(*dir, *nodeID+".pem"), filepath.Join(*dir, *nodeID+"-key.pem")
-	if err := cluster.WritePEM(certFile, cert, false); err != nil {
-		return err
-	}
-	if err := cluster.WritePEM(keyFile, key, true); err != nil {
+	if err := writePair(certFile, cert, keyFile, key); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s and %s (0600); start the agent with --tls-ca %s --tls-cert %s --tls-key %s\n",
 		certFile, keyFile, *caFile, certFile, keyFile)
+	return nil
+}
+
+// writePair writes a certificate and its key, or neither: when the key
+// cannot be written (its name is taken, the disk is full) the certificate
+// just written is removed again, so a second run is not refused for it.
+func writePair(certFile string, cert []byte, keyFile string, key []byte) error {
+	if err := cluster.WritePEM(certFile, cert, false); err != nil {
+		return err
+	}
+	if err := cluster.WritePEM(keyFile, key, true); err != nil {
+		os.Remove(certFile)
+		return err
+	}
 	return nil
 }
