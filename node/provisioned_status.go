@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -106,8 +105,7 @@ func (s *provisionedStatus) evaluate(ctx context.Context, now time.Time) {
 			Status: status, StatusReason: reason, Allocated: int32(allocated),
 		})
 		cancel()
-		var fe *fsm.Error
-		if err != nil && !(errors.As(err, &fe) && (fe.Code == fsm.CodePrecondition || fe.Code == fsm.CodeNotFound)) {
+		if code := fsm.CodeOf(err); err != nil && code != fsm.CodePrecondition && code != fsm.CodeNotFound {
 			s.log.Warn("provisioned concurrency status not recorded", "config", key, "err", err)
 		}
 	}
