@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,9 @@ func (s *invokeService) Invoke(stream rpcpb.Invoke_InvokeServer) error {
 		payload = append(payload, start.Payload...)
 		for len(payload) < int(start.PayloadSize) {
 			f, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil, status.Error(codes.InvalidArgument, "invoke: the stream ended before the payload announced")
+			}
 			if err != nil {
 				return nil, err
 			}
