@@ -157,13 +157,8 @@ func (a *Agent) onLeadership(isLeader bool) {
 		defer a.bootstrapOnce.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		go func() {
-			select {
-			case <-a.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx, stop := a.untilStop(ctx)
+		defer stop()
 		if err := a.ensureBootstrap(ctx); err != nil {
 			a.log.Error("bootstrap of the admin account failed; will retry on the next leadership", "err", err)
 		}
