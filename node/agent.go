@@ -35,6 +35,10 @@ type Agent struct {
 	wg            sync.WaitGroup
 	stop          chan struct{}
 	closeOnce     sync.Once
+	// wired is closed once New has built what onLeadership uses beyond
+	// the reconciler (Raft and metadata handles, the routing parts): Raft
+	// starts before them, and a lone node may win its election first.
+	wired chan struct{}
 
 	clusterParts // gossip, gRPC, reconcile, leave (cluster.go, leave.go)
 	apiParts     // blob store, sandbox pool, Lambda API (api.go)
@@ -65,6 +69,7 @@ func New(cfg Config) (*Agent, error) {
 		secret: secret,
 		sealer: seal.NewSealer(secret),
 		stop:   make(chan struct{}),
+		wired:  make(chan struct{}),
 	}
 	a.clusterParts.init()
 	if created {
@@ -110,11 +115,13 @@ func New(cfg Config) (*Agent, error) {
 	a.mux.HandleFunc("GET /health", a.handleHealth)
 	a.mux.HandleFunc("GET /ready", a.handleReady)
 	if err := a.initAPI(); err != nil {
+		close(a.stop) // releases an onLeadership waiting for wired
 		a.stopCluster()
 		a.raft.Shutdown()
 		a.httpLn.Close()
 		return nil, err
 	}
+	close(a.wired)
 	a.registerClusterAdmin()
 	a.registerLogs()
 	a.registerStatus()
@@ -143,9 +150,30 @@ func (a *Agent) Metadata() *Metadata { return a.meta }
 // Sealer seals and opens secrets with the cluster data key.
 func (a *Agent) Sealer() *seal.Sealer { return a.sealer }
 
-// onLeadership runs on raft's leadership goroutine; it must not block it.
+// waitWired waits until New has built what onLeadership needs beyond the
+// reconciler; false when New failed first. Once wired, it never waits.
+func (a *Agent) waitWired() bool {
+	select {
+	case <-a.wired:
+		return true
+	default:
+	}
+	select {
+	case <-a.wired:
+		return true
+	case <-a.stop:
+		return false
+	}
+}
+
+// onLeadership runs on raft's leadership goroutine; it must not block it
+// (it waits only for New to finish wiring a node that won its election
+// early).
 func (a *Agent) onLeadership(isLeader bool) {
 	a.clusterLeadership(isLeader)
+	if !a.waitWired() {
+		return
+	}
 	a.routingLeadership(isLeader)
 	if !isLeader {
 		return
@@ -157,13 +185,8 @@ func (a *Agent) onLeadership(isLeader bool) {
 		defer a.bootstrapOnce.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		go func() {
-			select {
-			case <-a.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		ctx, stop := a.untilStop(ctx)
+		defer stop()
 		if err := a.ensureBootstrap(ctx); err != nil {
 			a.log.Error("bootstrap of the admin account failed; will retry on the next leadership", "err", err)
 		}

@@ -26,7 +26,7 @@ func freePort(t testing.TB) string {
 }
 
 // testConfig returns a dev-mode single-node configuration in dir.
-func testConfig(t *testing.T, dir string) Config {
+func testConfig(t testing.TB, dir string) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
 	cfg.HTTPAddr = freePort(t)

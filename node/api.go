@@ -80,7 +80,9 @@ func (a *Agent) initAPI() error {
 		}
 		auth = &sigv4Auth{v: v}
 	}
-	a.invoker = a.newInvoker()
+	// The invoke path: cluster-wide admission, placement and forwarding
+	// around the local pool (routing.go).
+	a.invoker = a.initRouting()
 	if a.async, err = a.newAsyncQueue(); err != nil {
 		return err
 	}
@@ -111,10 +113,6 @@ func (a *Agent) initAPI() error {
 	a.code.start()
 	return nil
 }
-
-// newInvoker builds the node's invoke path: cluster-wide admission,
-// placement and forwarding around the local pool (routing.go).
-func (a *Agent) newInvoker() lambdaapi.Invoker { return a.initRouting() }
 
 func (a *Agent) closeAPI() {
 	if a.async != nil {

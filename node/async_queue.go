@@ -11,7 +11,6 @@ import (
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/node/async"
-	"github.com/stokehq/stoke/node/lambdaapi"
 	"github.com/stokehq/stoke/proto/fsmpb"
 	"github.com/stokehq/stoke/proto/rpcpb"
 )
@@ -21,7 +20,8 @@ import (
 // node-to-node payload transport.
 
 // newAsyncQueue builds the queue over the agent's parts. Deliveries go
-// through a.invoker, the node's whole invoke path.
+// through a.invoker, the node's whole invoke path, which must be built
+// first.
 func (a *Agent) newAsyncQueue() (*async.Queue, error) {
 	cfg := a.cfg.Async
 	cfg.NodeID, cfg.Region, cfg.Logger = a.nodeID, a.cfg.Region, a.cfg.Logger
@@ -31,18 +31,9 @@ func (a *Agent) newAsyncQueue() (*async.Queue, error) {
 		Replica: asyncReplica{meta: a.meta, raft: a.raft},
 		Members: &asyncMembers{a: a},
 		Peers:   a.asyncPeers,
-		Invoker: agentInvoker{a},
+		Invoker: a.invoker,
 		Metrics: a.metrics,
 	})
-}
-
-// agentInvoker calls whatever a.invoker is at the time of the call, so the
-// queue follows the agent's invoke path even if the wiring replaces it
-// after the queue was built (placement-based routing).
-type agentInvoker struct{ a *Agent }
-
-func (i agentInvoker) Invoke(ctx context.Context, req *lambdaapi.InvokeRequest) (*lambdaapi.InvokeResult, error) {
-	return i.a.invoker.Invoke(ctx, req)
 }
 
 // registerAsync adds the payload service to the node's gRPC server.

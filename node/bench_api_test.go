@@ -40,7 +40,7 @@ func setupAPIBench(b *testing.B) *apiBench {
 	if os.Geteuid() != 0 {
 		b.Skip("the API benchmark runs real sandboxes and needs root")
 	}
-	cfg := testConfig(&testing.T{}, b.TempDir())
+	cfg := testConfig(b, b.TempDir())
 	cfg.Logger = discardLogger()
 	a, err := New(cfg)
 	if err != nil {

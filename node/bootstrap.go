@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
@@ -218,12 +217,7 @@ func (a *Agent) retireUncommittedCredentials() {
 	}
 	// Decide only once the bootstrap key is committed: it is then either
 	// this file's key or another leader's.
-	committed := ""
-	for _, k := range a.meta.View().AccessKeys("") {
-		if k.Description == bootstrapKeyDescription {
-			committed = k.Id
-		}
-	}
+	committed := a.bootstrapKeyID()
 	if committed == "" || committed == creds.AccessKeyID {
 		return
 	}
@@ -239,34 +233,45 @@ func (a *Agent) retireUncommittedCredentials() {
 // replica has caught up with a bootstrapped cluster.
 func (a *Agent) watchCredentials() {
 	defer a.wg.Done()
+	ctx, cancel := a.untilStop(context.Background())
+	defer cancel()
+	store := a.raft.Store()
 	for {
-		if a.bootstrapKeyCommitted() {
+		// The index is read before the check, so an entry applied in
+		// between ends the wait at once.
+		idx := store.AppliedIndex()
+		if a.bootstrapKeyID() != "" {
 			a.retireUncommittedCredentials()
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		go func() {
-			select {
-			case <-a.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		_ = a.raft.Store().WaitForIndex(ctx, a.raft.Store().AppliedIndex()+1)
-		cancel()
-		select {
-		case <-a.stop:
-			return
-		default:
+		if err := store.WaitForIndex(ctx, idx+1); err != nil {
+			return // the agent stops
 		}
 	}
 }
 
-func (a *Agent) bootstrapKeyCommitted() bool {
+// bootstrapKeyID is the id of the committed bootstrap admin key, "" while
+// this replica has none.
+func (a *Agent) bootstrapKeyID() string {
+	id := ""
 	for _, k := range a.meta.View().AccessKeys("") {
 		if k.Description == bootstrapKeyDescription {
-			return true
+			id = k.Id
 		}
 	}
-	return false
+	return id
+}
+
+// untilStop returns a context derived from parent that also ends when the
+// agent stops.
+func (a *Agent) untilStop(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-a.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }

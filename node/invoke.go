@@ -19,7 +19,6 @@ import (
 type localInvoker struct {
 	nodeID string
 	region string
-	meta   *Metadata
 	sealer lambdaapi.Sealer
 	pool   *runtime.Pool
 	// work registers in-flight work with the drain hook; ok is false

@@ -169,6 +169,10 @@ func (c *remoteInvoker) finish(stream interface {
 		return nil, refusal{}, true, &lambdaapi.Error{Status: int(e.Status), Type: e.Type, Message: e.Message, Reason: e.Reason, RetryAfter: int(e.RetryAfter)}
 	case *rpcpb.InvokeReply_Result:
 		h := r.Result
+		if h.PayloadSize > maxReplyBytes || len(h.Payload) > int(h.PayloadSize) {
+			return nil, refusal{}, true, unknownOutcome(id, req.RequestID,
+				fmt.Errorf("malformed response head: %d bytes announced, %d inline", h.PayloadSize, len(h.Payload)))
+		}
 		payload := make([]byte, 0, h.PayloadSize)
 		payload = append(payload, h.Payload...)
 		for len(payload) < int(h.PayloadSize) && stream != nil {
@@ -177,6 +181,12 @@ func (c *remoteInvoker) finish(stream interface {
 				return nil, refusal{}, true, unknownOutcome(id, req.RequestID, fmt.Errorf("response cut short: %w", err))
 			}
 			payload = append(payload, more.GetChunk()...)
+		}
+		if len(payload) != int(h.PayloadSize) {
+			// A unary reply that does not hold its whole payload, or chunks
+			// past the size announced: not the response the function gave.
+			return nil, refusal{}, true, unknownOutcome(id, req.RequestID,
+				fmt.Errorf("response of %d bytes where %d were announced", len(payload), h.PayloadSize))
 		}
 		return &lambdaapi.InvokeResult{
 			Payload: payload, FunctionError: h.FunctionError, LogTail: h.LogTail, Node: h.Node,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"google.golang.org/grpc/codes"
@@ -39,6 +40,9 @@ func (s *invokeService) Invoke(stream rpcpb.Invoke_InvokeServer) error {
 		payload = append(payload, start.Payload...)
 		for len(payload) < int(start.PayloadSize) {
 			f, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil, status.Error(codes.InvalidArgument, "invoke: the stream ended before the payload announced")
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -78,13 +82,14 @@ func (s *invokeService) serve(ctx context.Context, start *rpcpb.InvokeStart, sen
 		Version: start.Version, Revision: start.Revision, Config: start.Config, InvokedARN: start.InvokedArn,
 		ClientContext: start.ClientContext, Tail: start.Tail, Payload: start.Payload,
 	}
-	more := int(start.PayloadSize) > len(start.Payload)
-	if ref := s.r.precheck(req, start.Mode, more); ref.refused() {
-		return sendRefusal(send, ref)
-	}
-	if more {
+	if int(start.PayloadSize) > len(start.Payload) {
 		if rest == nil {
 			return status.Error(codes.InvalidArgument, "invoke: payload incomplete")
+		}
+		// Refuse before the rest of a large payload moves; runHere checks
+		// again once it has (a whole payload is checked there only).
+		if ref := s.r.precheck(req, start.Mode, true); ref.refused() {
+			return sendRefusal(send, ref)
 		}
 		payload, err := rest()
 		if err != nil {

@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stokehq/stoke/fsm"
@@ -131,15 +131,18 @@ func (p *provisionedReconciler) run(ctx context.Context) {
 }
 
 // signature changes whenever a pass could decide differently.
+// It is computed after every applied Raft entry, so it is built in one
+// buffer rather than by concatenation (quadratic in the configs).
 func (p *provisionedReconciler) signature() string {
-	s := fmt.Sprint(p.a.ring.Ring().Fingerprint())
+	var b strings.Builder
+	b.WriteString(strconv.FormatUint(p.a.ring.Ring().Fingerprint(), 10))
 	for _, c := range p.a.meta.View().AllProvisionedConfigs() {
-		s += "|" + c.AccountId + "/" + c.FunctionName + ":" + c.Qualifier + "=" + c.RevisionId
+		b.WriteString("|" + provisionedKey(c.AccountId, c.FunctionName, c.Qualifier) + "=" + c.RevisionId)
 	}
 	for _, m := range p.a.gossip.Members() {
-		s += fmt.Sprintf("|%s:%t", m.ID, p.a.health.live(m.ID))
+		b.WriteString("|" + m.ID + ":" + strconv.FormatBool(p.a.health.live(m.ID)))
 	}
-	return s
+	return b.String()
 }
 
 // pass prewarms this node's shares, releases what it no longer keeps and

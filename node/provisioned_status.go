@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -70,6 +69,7 @@ func (s *provisionedStatus) run(ctx context.Context) {
 // evaluate compares every config with the fresh reports of live nodes.
 func (s *provisionedStatus) evaluate(ctx context.Context, now time.Time) {
 	fresh := 3 * s.a.cfg.Routing.ProvisionedInterval
+	s.pruneStale(now, fresh)
 	for _, cfg := range s.a.meta.View().AllProvisionedConfigs() {
 		key := provisionedKey(cfg.AccountId, cfg.FunctionName, cfg.Qualifier)
 		allocated, reason := 0, ""
@@ -106,9 +106,26 @@ func (s *provisionedStatus) evaluate(ctx context.Context, now time.Time) {
 			Status: status, StatusReason: reason, Allocated: int32(allocated),
 		})
 		cancel()
-		var fe *fsm.Error
-		if err != nil && !(errors.As(err, &fe) && (fe.Code == fsm.CodePrecondition || fe.Code == fsm.CodeNotFound)) {
+		if code := fsm.CodeOf(err); err != nil && code != fsm.CodePrecondition && code != fsm.CodeNotFound {
 			s.log.Warn("provisioned concurrency status not recorded", "config", key, "err", err)
+		}
+	}
+}
+
+// pruneStale forgets reports older than fresh, which evaluate ignores:
+// those of deleted configs and of nodes that stopped reporting would
+// otherwise stay in the map for the life of the process.
+func (s *provisionedStatus) pruneStale(now time.Time, fresh time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, nodes := range s.reports {
+		for node, np := range nodes {
+			if now.Sub(np.at) > fresh {
+				delete(nodes, node)
+			}
+		}
+		if len(nodes) == 0 {
+			delete(s.reports, key)
 		}
 	}
 }

@@ -67,33 +67,54 @@ func TestZeroReservedAlwaysThrottles(t *testing.T) {
 func TestLimiterNeverOversubscribesUnderContention(t *testing.T) {
 	l := NewLimiter()
 	req := Request{AccountID: "a", Function: "f", AccountLimit: 50}
+	const callers = 200
 	var (
-		mu       sync.Mutex
-		inFlight int
-		peak     int
-		wg       sync.WaitGroup
+		mu        sync.Mutex
+		inFlight  int
+		peak      int
+		admitted  int
+		throttled int
+		wg        sync.WaitGroup
+		tried     sync.WaitGroup
 	)
-	for range 200 {
+	// Every admitted caller holds its slot until all callers have tried,
+	// so the limiter sees all 200 at once.
+	hold := make(chan struct{})
+	tried.Add(callers)
+	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rel, err := l.Admit(ctx, req)
+			mu.Lock()
 			if err != nil {
+				if errors.Is(err, ErrThrottled) {
+					throttled++
+				}
+				mu.Unlock()
+				tried.Done()
 				return
 			}
-			mu.Lock()
+			admitted++
 			inFlight++
 			peak = max(peak, inFlight)
 			mu.Unlock()
+			tried.Done()
+			<-hold
 			mu.Lock()
 			inFlight--
 			mu.Unlock()
 			rel()
 		}()
 	}
+	tried.Wait()
+	close(hold)
 	wg.Wait()
 	if peak > 50 {
 		t.Fatalf("peak in flight %d exceeds the limit of 50", peak)
+	}
+	if admitted != 50 || throttled != callers-50 {
+		t.Fatalf("admitted %d and throttled %d of %d callers holding their slots, want 50 and %d", admitted, throttled, callers, callers-50)
 	}
 	if l.InFlight("a") != 0 {
 		t.Fatalf("%d still in flight after every release", l.InFlight("a"))
