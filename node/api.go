@@ -173,7 +173,8 @@ func (c *credentialStore) SecretFor(ctx context.Context, keyID string) (string, 
 }
 
 // sigv4Auth adapts the verifier to the API's Authenticator, turning its
-// errors into 403s in AWS's shape.
+// errors into AWS's shape and status (403, or 413 and 500 for a body over
+// the limit and a failed credential store).
 type sigv4Auth struct{ v *sigv4.Verifier }
 
 func (s *sigv4Auth) Authenticate(r *http.Request, body []byte) (lambdaapi.Principal, error) {
@@ -181,7 +182,7 @@ func (s *sigv4Auth) Authenticate(r *http.Request, body []byte) (lambdaapi.Princi
 	if err != nil {
 		var se *sigv4.Error
 		if errors.As(err, &se) {
-			return lambdaapi.Principal{}, &lambdaapi.Error{Status: http.StatusForbidden, Type: se.Kind.AWSException(), Message: se.Message}
+			return lambdaapi.Principal{}, &lambdaapi.Error{Status: se.Kind.HTTPStatus(), Type: se.Kind.AWSException(), Message: se.Message}
 		}
 		return lambdaapi.Principal{}, &lambdaapi.Error{Status: http.StatusForbidden, Type: "AccessDeniedException", Message: err.Error()}
 	}

@@ -3,6 +3,7 @@ package sigv4
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Kind classifies a verification failure. The HTTP layer chooses the status
@@ -106,6 +107,19 @@ func (k Kind) AWSException() string {
 		return "ServiceException"
 	}
 	return "InvalidSignatureException"
+}
+
+// HTTPStatus is the status code AWS answers this kind with: 413 for a body
+// over the limit, 500 when the credential store failed (not the client's
+// fault), 403 for every other failure to authenticate.
+func (k Kind) HTTPStatus() int {
+	switch k {
+	case KindBodyTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case KindCredentialStore:
+		return http.StatusInternalServerError
+	}
+	return http.StatusForbidden
 }
 
 // Sentinel returns the sentinel error of the kind.
