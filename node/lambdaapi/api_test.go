@@ -2,8 +2,10 @@ package lambdaapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -288,5 +290,33 @@ func TestApplyInBatchesReportsProgress(t *testing.T) {
 	want := fmt.Sprintf("busy (the first %d of the %d events were already done: ev-%d is the first that was not)", maxDeadLetterBatch, len(ids), maxDeadLetterBatch)
 	if apiErr.Message != want {
 		t.Fatalf("message %q, want %q", apiErr.Message, want)
+	}
+}
+
+// TestClientContextMustBeUTF8JSON: a client context is base64 of a JSON
+// object in valid UTF-8; anything else is the client's error (400), never
+// a failure further in (an async event's record cannot hold invalid UTF-8).
+func TestClientContextMustBeUTF8JSON(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString
+	tests := []struct {
+		name, raw string
+		ok        bool
+	}{
+		{"empty", "", true},
+		{"object", b64([]byte(`{"custom":{"k":"v"}}`)), true},
+		{"not base64", "%%%", false},
+		{"not JSON", b64([]byte(`{"custom":`)), false},
+		{"invalid UTF-8 in a string", b64([]byte("{\"custom\":{\"k\":\"\xff\xfe\"}}")), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, e := decodeClientContext(tt.raw)
+			if (e == nil) != tt.ok {
+				t.Fatalf("decodeClientContext(%q) error = %v, want ok %v", tt.raw, e, tt.ok)
+			}
+			if e != nil && (e.Status != http.StatusBadRequest || e.Type != "InvalidRequestContentException") {
+				t.Fatalf("got %d %s, want 400 InvalidRequestContentException", e.Status, e.Type)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stokehq/stoke/proto/fsmpb"
 )
@@ -184,8 +185,11 @@ func decodeClientContext(raw string) (string, *Error) {
 	if err != nil {
 		return "", invalidRequestContent("Client context must be a valid Base64-encoded JSON object.")
 	}
+	// json.Unmarshal tolerates invalid UTF-8 inside strings; the context is
+	// passed on as text (a header to the function, a string in an async
+	// event's record), so it must be valid UTF-8 itself.
 	var obj map[string]any
-	if err := json.Unmarshal(js, &obj); err != nil {
+	if !utf8.Valid(js) || json.Unmarshal(js, &obj) != nil {
 		return "", invalidRequestContent("Client context must be a valid Base64-encoded JSON object.")
 	}
 	return string(js), nil
