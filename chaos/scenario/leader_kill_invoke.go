@@ -46,6 +46,10 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 	from, stopLoad := env.startLoad(ctx, load)
 	env.holdBeforeFault(ctx)
 	kill := &fault.Kill{Target: fault.Leader()}
+	// The kill takes effect somewhere between the call to Inject and its
+	// return (which waits for the process to be gone): a call in flight at
+	// any moment of that window may have run on the leader.
+	killing := env.Rec.Now()
 	if err := kill.Inject(ctx, c); err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +63,7 @@ func leaderKillInvoke(t *testing.T, env *Env) check.Summary {
 
 	ops := env.Rec.Ops()
 	r := syncSummary(&s, ops, from, until)
-	inFlightAtKill := func(op history.Op) bool { return op.Call <= killedAt && op.Return >= killedAt }
+	inFlightAtKill := func(op history.Op) bool { return op.Call <= killedAt && op.Return >= killing }
 	failed := history.Filter(ops, func(op history.Op) bool {
 		return op.Kind == history.Invoke && op.Outcome != history.OK && op.Error != check.ErrThrottled && !inFlightAtKill(op)
 	})
