@@ -358,6 +358,9 @@ func (r *Raft) ApplyEntry(ctx context.Context, data []byte) (*fsmpb.ApplyResult,
 		}
 	}
 	future := r.raft.Apply(stamped, enqueue)
+	// The waiter lets ctx end the wait. It ends when the future is
+	// answered, which raft skips for entries still queued for its FSM
+	// when it shuts down: then it stays, holding only the future.
 	done := make(chan struct{})
 	go func() {
 		_ = future.Error()
