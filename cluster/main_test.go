@@ -14,8 +14,8 @@ import (
 //   - A Raft shut down while committed entries still wait in its FSM queue
 //     never answers their futures, so ApplyEntry's waiter for a write that
 //     was in flight at the kill (its caller long gone with ErrTimeout)
-//     stays blocked in future.Error (seen once in CI, in
-//     TestLeaderKilledDuringWrites).
+//     stays blocked in future.Error (seen once in CI; the tests that
+//     shut Raft down during writes are the leader-kill ones).
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreAnyFunction("github.com/hashicorp/raft.(*NetworkTransport).handleConn"),
