@@ -358,13 +358,15 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 		return plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
 	}
 	cmd := &exec.Cmd{
-		Path:        argv0,
-		Args:        append([]string{argv0}, args...),
-		Env:         lambdaEnv(sb.fn, def, name, sb.api, codeDir, p.assetsDir, initType),
-		Dir:         codeDir,
-		Stdout:      outW,
-		Stderr:      outW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		Path:   argv0,
+		Args:   append([]string{argv0}, args...),
+		Env:    lambdaEnv(sb.fn, def, name, sb.api, codeDir, p.assetsDir, initType),
+		Dir:    codeDir,
+		Stdout: outW,
+		Stderr: outW,
+		// A session of its own (which also makes it a process group
+		// leader, killed as a group): no controlling terminal to type into.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	p.rapi.serve(sb, ln)
 	if err := cmd.Start(); err != nil {

@@ -211,7 +211,8 @@ const newRootMount = "/tmp"
 //	/opt              (launch) layers (one: bind; several: overlay), ro
 //	/tmp              (launch) tmpfs of EphemeralStorageMB
 //	/proc             a fresh procfs of the sandbox's pid namespace
-//	/dev              null zero full random urandom tty, fd and std* links
+//	/dev              null zero full random urandom, fd and std* links (no
+//	                  tty: a sandbox has no terminal)
 //
 // Nothing is mounted in the host's namespace, so nothing needs unmounting:
 // the mounts die with the sandbox's mount namespace.
@@ -397,7 +398,9 @@ func buildDev(dev string) error {
 	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,mode=0755"); err != nil {
 		return err
 	}
-	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+	// No tty: /dev/tty is whatever terminal controls the opener, and a
+	// function must never reach one (it could type into it with TIOCSTI).
+	for _, name := range []string{"null", "zero", "full", "random", "urandom"} {
 		if _, err := os.Stat("/dev/" + name); err != nil {
 			continue
 		}

@@ -98,6 +98,10 @@ func newShell(sc spawnConfig, userNS bool) (_ *shell, err error) {
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC |
 				syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
+			// A session of its own, with no controlling terminal: in the
+			// agent's session, a function could open /dev/tty as the
+			// terminal the agent was started from and type into it.
+			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}

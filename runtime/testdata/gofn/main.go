@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -171,6 +172,8 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return string(out), nil
 	case "syscalls":
 		return probeSyscalls(), nil
+	case "terminal":
+		return probeTerminal(), nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
 }
@@ -211,6 +214,56 @@ func probeSyscalls() map[string]string {
 	try("clone_newuser", unix.SYS_CLONE, unix.CLONE_NEWUSER|unix.CLONE_FS)
 	try("clone3", unix.SYS_CLONE3)
 	return out
+}
+
+// probeTerminal tries to reach a terminal the way an attacker would: it
+// types '#' with TIOCSTI and calls TIOCLINUX, in the plain and the high-bit
+// form of each command (the kernel reads only the low 32 bits), on fds 0-2
+// and on /dev/tty, and reports each errno, whether /dev/tty opens, and the
+// process's session and controlling terminal from /proc/self/stat.
+func probeTerminal() map[string]string {
+	out := map[string]string{}
+	fds := map[string]int{"fd0": 0, "fd1": 1, "fd2": 2}
+	tty, err := syscall.Open("/dev/tty", syscall.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	out["open /dev/tty"] = errnoOf(err)
+	if err == nil {
+		defer syscall.Close(tty)
+		fds["/dev/tty"] = tty
+	}
+	char := byte('#')
+	for name, fd := range fds {
+		for cmdName, cmd := range map[string]uintptr{
+			"TIOCSTI": unix.TIOCSTI, "TIOCSTI|1<<32": 1<<32 | unix.TIOCSTI,
+			"TIOCLINUX": unix.TIOCLINUX, "TIOCLINUX|1<<32": 1<<32 | unix.TIOCLINUX,
+		} {
+			arg := char
+			if cmd&0xffff == unix.TIOCLINUX {
+				arg = 6 // TIOCL_GETSHIFTSTATE: a harmless subcommand
+			}
+			_, _, e := syscall.Syscall(unix.SYS_IOCTL, uintptr(fd), cmd, uintptr(unsafe.Pointer(&arg)))
+			out[name+" "+cmdName] = errnoName(e)
+		}
+	}
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		out["stat"] = err.Error()
+		return out
+	}
+	// pid (comm) state ppid pgrp session tty_nr ...
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	out["session"], out["tty_nr"] = fields[3], fields[4]
+	return out
+}
+
+func errnoOf(err error) string {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return errnoName(e)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
 }
 
 func errnoName(e syscall.Errno) string {
