@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -206,5 +207,78 @@ func TestSandboxCannotTypeIntoAgentTerminal(t *testing.T) {
 	checkNoTerminal(t, got)
 	if t.Failed() {
 		t.Logf("agent output:\n%s", transcript.String())
+	}
+}
+
+// TestSandboxSeesOnlyStdio: a descriptor the agent holds without
+// close-on-exec (here a directory of the host opened by this test after
+// start) is not open in the function: the sandbox init closes all but 0-2
+// at exec.
+func TestSandboxSeesOnlyStdio(t *testing.T) {
+	code := goFunction(t) // built before the descriptor exists: go build must not get it
+	requireRoot(t)
+	fd, err := unix.Open(t.TempDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0) // no O_CLOEXEC, on purpose
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered before newTestPool's cleanup, so it runs after the pool
+	// is closed.
+	t.Cleanup(func() { unix.Close(fd) })
+	p := newTestPool(t, map[string]string{"go": code})
+	got := decode[map[string]string](t, invoke(t, p, goSpec("fds"), map[string]string{"op": "fds"}))
+	checkOnlyStdio(t, got)
+}
+
+// TestSandboxSeesOnlyStdioWhenAgentInheritsDirectory starts the agent with
+// an extra inherited directory descriptor (as a shell's `7</tmp` would) and
+// checks the function does not get it.
+func TestSandboxSeesOnlyStdioWhenAgentInheritsDirectory(t *testing.T) {
+	dir, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	payload := runAgentSubprocess(t, map[string]string{"op": "fds"}, func(cmd *exec.Cmd) {
+		// fd 7 in the agent, without close-on-exec. Not fd 3: the init's
+		// control socket is put there and would hide it.
+		cmd.ExtraFiles = []*os.File{nil, nil, nil, nil, dir}
+	})
+	var got map[string]string
+	if err := json.Unmarshal(payload, &got); err != nil {
+		t.Fatalf("decode %q: %v", payload, err)
+	}
+	checkOnlyStdio(t, got)
+}
+
+// checkOnlyStdio judges gofn's list of the descriptors it started with.
+func checkOnlyStdio(t *testing.T, got map[string]string) {
+	t.Helper()
+	var fds []string
+	for fd := range got {
+		fds = append(fds, fd)
+	}
+	slices.Sort(fds)
+	if !slices.Equal(fds, []string{"0", "1", "2"}) {
+		t.Errorf("the function started with descriptors %v, want only 0, 1, 2", got)
+	}
+}
+
+// TestCloseOnExecFrom: a descriptor opened without close-on-exec is marked,
+// not closed (F_GETFD would fail on a closed one).
+func TestCloseOnExecFrom(t *testing.T) {
+	fd, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := closeOnExecFrom(fd); err != nil {
+		t.Fatal(err)
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.FD_CLOEXEC == 0 {
+		t.Errorf("fd %d flags %#x: not close-on-exec", fd, flags)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -174,6 +175,8 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return probeSyscalls(), nil
 	case "terminal":
 		return probeTerminal(), nil
+	case "fds":
+		return inheritedFDs, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
 }
@@ -264,6 +267,44 @@ func errnoOf(err error) string {
 		return err.Error()
 	}
 	return "ok"
+}
+
+// inheritedFDs lists the descriptors open when the process started, before
+// the Lambda client opened any of its own, each with what it refers to.
+var inheritedFDs = listFDs()
+
+func listFDs() map[string]string {
+	out := map[string]string{}
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		out["error"] = err.Error()
+		return out
+	}
+	defer syscall.Close(dir)
+	buf := make([]byte, 8192)
+	var names []string
+	for {
+		n, err := syscall.ReadDirent(dir, buf)
+		if err != nil {
+			out["error"] = err.Error()
+			return out
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
+	for _, name := range names {
+		if name == strconv.Itoa(dir) {
+			continue
+		}
+		target, err := os.Readlink("/proc/self/fd/" + name)
+		if err != nil {
+			target = "error: " + err.Error()
+		}
+		out[name] = target
+	}
+	return out
 }
 
 func errnoName(e syscall.Errno) string {
