@@ -52,7 +52,7 @@ func TestSandboxRefusedSyscalls(t *testing.T) {
 			t.Errorf("%s returned %s, want %s", name, errno, want)
 		}
 	}
-	if len(got) < 23 {
+	if len(got) < 26 {
 		t.Errorf("only %d syscalls probed", len(got))
 	}
 }

@@ -13,10 +13,11 @@ import (
 // deniedSyscalls fail with EPERM inside a sandbox. The list covers what lets
 // a process reach past its namespaces or into the kernel: mounting, new or
 // foreign namespaces, tracing and reading other processes' memory, the
-// kernel keyring, BPF and perf, userfaultfd (a kernel-exploit primitive),
-// opening files by handle (escapes a bind mount), kernel modules, kexec,
-// reboot, and a few more that no function needs (swap, clock, acct, quotas,
-// syslog, port I/O).
+// kernel keyring, BPF and perf, userfaultfd and io_uring (kernel-exploit
+// primitives; io_uring's requests also bypass this filter, which sees only
+// the syscall that submits them), opening files by handle (escapes a bind
+// mount), kernel modules, kexec, reboot, and a few more that no function
+// needs (swap, clock, acct, quotas, syslog, port I/O).
 var deniedSyscalls = []string{
 	"mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree",
 	"fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
@@ -24,6 +25,7 @@ var deniedSyscalls = []string{
 	"ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
 	"keyctl", "add_key", "request_key",
 	"bpf", "perf_event_open", "userfaultfd",
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
 	"open_by_handle_at", "name_to_handle_at",
 	"init_module", "finit_module", "delete_module",
 	"kexec_load", "kexec_file_load", "reboot",
