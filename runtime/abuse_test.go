@@ -2,7 +2,7 @@ package runtime
 
 // Tests of what a hostile function tries against the node: reaching a
 // terminal of the host, descriptors the agent inherited, refused kernel
-// interfaces. Several run the agent as a subprocess (this test binary
+// interfaces, per-user kernel budgets. Several run the agent as a subprocess (this test binary
 // re-executed as TestAgentSubprocess) so that it can be started the way an
 // operator might start it: from a terminal, or with extra descriptors.
 
@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -280,5 +281,75 @@ func TestCloseOnExecFrom(t *testing.T) {
 	}
 	if flags&unix.FD_CLOEXEC == 0 {
 		t.Errorf("fd %d flags %#x: not close-on-exec", fd, flags)
+	}
+}
+
+// TestSandboxInotifyBudgetIsPerSandbox: a function that takes every inotify
+// instance it can gets its own sandbox's budget (the host's per-user
+// limit), and host root and another tenant can still create instances.
+// Before, every sandbox's namespace was owned by root and all of them,
+// with host root, shared one budget.
+func TestSandboxInotifyBudgetIsPerSandbox(t *testing.T) {
+	p := newTestPool(t, map[string]string{"go": goFunction(t)})
+	if !p.userNS {
+		t.Skip("without a user namespace every sandbox runs as one host uid and shares its inotify budget")
+	}
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_user_instances")
+	if err != nil {
+		t.Skip(err)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type held struct {
+		Created int
+		Err     string
+	}
+	hog := decode[held](t, invoke(t, p, goSpec("inotify-hog"), map[string]any{"op": "inotify", "n": limit + 10}))
+	if hog.Created != limit || hog.Err != "EMFILE" {
+		t.Errorf("the hog created %d instances and stopped with %q; want its own full budget, %d, then EMFILE", hog.Created, hog.Err, limit)
+	}
+	// The hog's sandbox is idle now, still holding them.
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Errorf("host root cannot create an inotify instance while a function holds %d: %v", hog.Created, err)
+	} else {
+		unix.Close(fd)
+	}
+	other := decode[held](t, invoke(t, p, goSpec("inotify-other"), map[string]any{"op": "inotify", "n": 1}))
+	if other.Created != 1 {
+		t.Errorf("another function cannot create an inotify instance while one holds %d: %q", hog.Created, other.Err)
+	}
+}
+
+// TestNamespaceOwnersCycle: owner ids are handed out round the whole range
+// before one is reused, never twice at once, and a double release frees
+// only once.
+func TestNamespaceOwnersCycle(t *testing.T) {
+	ids := newOwnerIDs(1000)
+	a, err := ids.alloc()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ids.alloc()
+	if a.uid() != 2000 || b.uid() != 2001 {
+		t.Fatalf("first owners %d, %d; want 2000, 2001", a.uid(), b.uid())
+	}
+	a.release()
+	c, _ := ids.alloc()
+	if c.uid() != 2002 {
+		t.Errorf("after a release, got %d; want 2002 (no early reuse)", c.uid())
+	}
+	ids.next = 0 // wrap around: slot 0 is free, 1 and 2 are not
+	d, _ := ids.alloc()
+	e, _ := ids.alloc()
+	if d.uid() != 2000 || e.uid() != 2003 {
+		t.Errorf("after wrapping, got %d, %d; want 2000, 2003 (skipping owners in use)", d.uid(), e.uid())
+	}
+	a.release() // a's slot is d's now: a second release of a must not free it
+	ids.next = 0
+	if f, _ := ids.alloc(); f.uid() == d.uid() {
+		t.Errorf("owner %d handed out twice", f.uid())
 	}
 }

@@ -114,9 +114,12 @@ type PoolConfig struct {
 	CgroupParent string
 
 	// HostIDBase is the first host uid/gid of the range sandboxes run as.
-	// With a user namespace, sandbox ids 0..999 map to HostIDBase+0..999;
-	// without one, function code runs directly as host uid HostIDBase+993.
-	// The range must belong to no real user of the host.
+	// With a user namespace, sandbox ids 0..999 map to HostIDBase+0..999,
+	// and each sandbox's namespace is owned by one of the uids
+	// HostIDBase+1000..HostIDBase+1000+65535 (so the kernel's per-user
+	// limits, inotify instances among them, count per sandbox rather than
+	// against host root); without one, function code runs directly as host
+	// uid HostIDBase+993. The range must belong to no real user of the host.
 	HostIDBase uint32
 
 	// ShellPoolSize is how many empty sandbox shells (namespaces, cgroup and
@@ -198,8 +201,8 @@ func (c PoolConfig) Validate() error {
 		if !strings.HasPrefix(c.CgroupParent, "/") || strings.Contains(c.CgroupParent, "..") {
 			errs = append(errs, fmt.Errorf("CgroupParent %q must be an absolute cgroup path without '..'", c.CgroupParent))
 		}
-		if c.HostIDBase == 0 || uint64(c.HostIDBase)+1000 > 1<<32-2 {
-			errs = append(errs, fmt.Errorf("HostIDBase %d must leave room for 1000 ids and not be 0 (root)", c.HostIDBase))
+		if c.HostIDBase == 0 || uint64(c.HostIDBase)+namespaceOwnerOffset+namespaceOwners > 1<<32-2 {
+			errs = append(errs, fmt.Errorf("HostIDBase %d must leave room for %d ids and not be 0 (root)", c.HostIDBase, namespaceOwnerOffset+namespaceOwners))
 		}
 	}
 	if c.ShellPoolSize < 0 || c.ShellPoolSize > 64 {

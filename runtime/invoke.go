@@ -263,7 +263,7 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 		return fmt.Errorf("%w: %w", ErrSandboxStart, err)
 	}
 	sb.id = sh.id
-	sb.proc, sb.cg, sb.ln = sh.proc, sh.cg, sh.ln
+	sb.proc, sb.cg, sb.ln, sb.owner = sh.proc, sh.cg, sh.ln, sh.owner
 	sb.api = RuntimeAPIAddr
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
 	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, sh.out); err != nil {

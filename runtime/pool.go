@@ -126,7 +126,8 @@ func (p *Pool) initIsolation() error {
 
 	// Probe: make one shell now, so an impossible setup fails at start
 	// with a reason rather than at the first invocation.
-	sc := spawnConfig{cgroups: p.cgroups, hostIDBase: p.cfg.HostIDBase, system: p.system, timeout: p.cfg.InitTimeout}
+	sc := spawnConfig{cgroups: p.cgroups, hostIDBase: p.cfg.HostIDBase, owners: newOwnerIDs(p.cfg.HostIDBase),
+		system: p.system, timeout: p.cfg.InitTimeout}
 	sh, errNS := newShell(sc, true)
 	p.userNS = errNS == nil
 	if errNS != nil {

@@ -22,6 +22,7 @@ type sandbox struct {
 	fn    FunctionSpec
 	proc  *sandboxProcess
 	cg    sandboxCgroup // nil without isolation
+	owner *nsOwner      // owner of its user namespace; nil without one
 	ln    net.Listener
 	logs  *logStream
 	api   string // AWS_LAMBDA_RUNTIME_API value
@@ -142,6 +143,7 @@ func (sb *sandbox) destroy() {
 	for _, release := range sb.codes {
 		release()
 	}
+	sb.owner.release()
 }
 
 func (sb *sandbox) String() string {

@@ -31,6 +31,8 @@ type event struct {
 
 var counter int // module state kept across warm invocations
 
+var heldInotify []int // inotify instances the "inotify" op keeps open
+
 func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	var ev event
 	_ = json.Unmarshal(raw, &ev)
@@ -177,6 +179,20 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return probeTerminal(), nil
 	case "fds":
 		return inheritedFDs, nil
+	case "inotify":
+		// Create up to ev.N more inotify instances and keep them open
+		// (in heldInotify, across invocations); report how many this
+		// call created and the error that stopped it.
+		created, errText := 0, ""
+		for ; created < ev.N; created++ {
+			fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+			if err != nil {
+				errText = errnoOf(err)
+				break
+			}
+			heldInotify = append(heldInotify, fd)
+		}
+		return map[string]any{"created": created, "err": errText}, nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
 }
