@@ -2,9 +2,10 @@ package runtime
 
 // Tests of what a hostile function tries against the node: reaching a
 // terminal of the host, descriptors the agent inherited, refused kernel
-// interfaces, per-user kernel budgets. Several run the agent as a subprocess (this test binary
-// re-executed as TestAgentSubprocess) so that it can be started the way an
-// operator might start it: from a terminal, or with extra descriptors.
+// interfaces, per-user kernel budgets. Several run the agent as a
+// subprocess (this test binary re-executed as TestAgentSubprocess) so that
+// it can be started the way an operator might start it: from a terminal,
+// or with extra descriptors.
 
 import (
 	"bytes"

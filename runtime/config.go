@@ -86,6 +86,16 @@ type PoolConfig struct {
 	// torn down. Sandboxes kept by Prewarm are exempt.
 	IdleTimeout time.Duration
 
+	// KeepIdleRunning leaves idle sandboxes running. By default (false) a
+	// sandbox's cgroup is frozen when it goes idle and thawed when the next
+	// invocation takes it, as on Lambda: a function's background threads
+	// get no CPU between invocations. Freezing needs the cgroup v1 freezer
+	// hierarchy or cgroup v2 on Linux 5.2+; without either, idle sandboxes
+	// keep running and the pool says so at start. It exists for
+	// comparison (BenchmarkWarmInvokeFrozen) and for hosts where freezing
+	// misbehaves.
+	KeepIdleRunning bool
+
 	// MaxQueue bounds the invocations waiting for a sandbox or memory when
 	// the node is full; one more fails at once with ErrQueueFull.
 	MaxQueue int

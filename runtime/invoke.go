@@ -117,6 +117,12 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease) (Result, error) {
 	sb := l.sb
 	cold := sb == nil
+	if !cold && p.freezeIdle {
+		if err := sb.thaw(); err != nil {
+			p.discard(sb)
+			return Result{}, fmt.Errorf("%w: thaw an idle sandbox: %w", ErrSandboxStart, err)
+		}
+	}
 	if cold {
 		var failed *Result
 		var err error

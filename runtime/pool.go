@@ -23,12 +23,15 @@ type Pool struct {
 	log  *slog.Logger
 	name string // this pool's cgroup subtree, derived from StateDir
 
-	cgroups   cgroupManager // nil without isolation
-	shells    *shellPool    // nil without isolation
-	userNS    bool
-	rapi      *rapiServer
-	assetsDir string
-	system    []systemEntry
+	cgroups cgroupManager // nil without isolation
+	shells  *shellPool    // nil without isolation
+	userNS  bool
+	// freezeIdle: idle sandboxes are frozen (isolation, a freezer, and
+	// not KeepIdleRunning).
+	freezeIdle bool
+	rapi       *rapiServer
+	assetsDir  string
+	system     []systemEntry
 
 	mu        sync.Mutex
 	closed    bool
@@ -144,8 +147,13 @@ func (p *Pool) initIsolation() error {
 	default:
 		sh.discard()
 	}
+	p.freezeIdle = !p.cfg.KeepIdleRunning && p.cgroups.canFreeze()
+	if !p.cfg.KeepIdleRunning && !p.freezeIdle {
+		p.log.Warn("no cgroup freezer: idle sandboxes keep running until they are torn down")
+	}
 	p.log.Info("sandbox pool ready", "cgroup_version", p.cgroups.version(), "cgroup", p.cfg.CgroupParent+"/"+p.name,
-		"user_namespace", p.userNS, "cpu_mode", p.cfg.CPUMode, "memory_budget_mb", p.cfg.MemoryBudgetMB)
+		"user_namespace", p.userNS, "cpu_mode", p.cfg.CPUMode, "memory_budget_mb", p.cfg.MemoryBudgetMB,
+		"freeze_idle", p.freezeIdle)
 	return nil
 }
 
@@ -443,13 +451,23 @@ func (p *Pool) releaseLease(l lease) {
 }
 
 // returnSandbox puts a sandbox that finished an invocation back to idle,
-// or discards it if its process has died meanwhile.
+// to be frozen once its runtime waits on /next (freezeIdle), or discards
+// it if its process has died meanwhile. The freeze is asked for before the
+// sandbox is idle, while no one else can take it: its next invocation
+// thaws it (run) only after taking it from idle.
 func (p *Pool) returnSandbox(sb *sandbox) {
 	select {
 	case <-sb.exited():
 		p.discard(sb)
 		return
 	default:
+	}
+	if p.freezeIdle {
+		if err := sb.freezeWhenWaiting(); err != nil {
+			p.log.Warn("freezing an idle sandbox failed; discarding it", "sandbox", sb.id, "err", err)
+			p.discard(sb)
+			return
+		}
 	}
 	p.mu.Lock()
 	if sb.removed || p.closed {

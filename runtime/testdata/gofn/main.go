@@ -33,6 +33,8 @@ var counter int // module state kept across warm invocations
 
 var heldInotify []int // inotify instances the "inotify" op keeps open
 
+var spins int // what the "spin" op's goroutine counts (racy on purpose: never read)
+
 func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	var ev event
 	_ = json.Unmarshal(raw, &ev)
@@ -160,6 +162,14 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			syscall.Wait4(pid, &ws, 0, nil)
 		}
 		return map[string]any{"started": len(pids), "err": firstErr}, nil
+	case "spin":
+		// Leave a goroutine burning CPU between invocations.
+		go func() {
+			for {
+				spins++
+			}
+		}()
+		return "spinning", nil
 	case "spawn":
 		// Leave a background process running (teardown must kill it).
 		c := exec.Command("/bin/sleep", "300")
