@@ -40,6 +40,7 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	if inv.InvokedFunctionARN == "" {
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
+	p.retireSuperseded(fn)
 	var l lease
 	if inv.WarmOnly {
 		l, err = p.acquireWarm(fn.Key)
@@ -77,6 +78,7 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 	if err != nil {
 		return err
 	}
+	p.retireSuperseded(fn)
 	p.mu.Lock()
 	ks := p.keyLocked(fn.Key)
 	ks.prewarm = n
