@@ -86,6 +86,16 @@ type PoolConfig struct {
 	// torn down. Sandboxes kept by Prewarm are exempt.
 	IdleTimeout time.Duration
 
+	// KeepIdleRunning leaves idle sandboxes running. By default (false) a
+	// sandbox's cgroup is frozen when it goes idle and thawed when the next
+	// invocation takes it, as on Lambda: a function's background threads
+	// get no CPU between invocations. Freezing needs the cgroup v1 freezer
+	// hierarchy or cgroup v2 on Linux 5.2+; without either, idle sandboxes
+	// keep running and the pool says so at start. It exists for
+	// comparison (BenchmarkWarmInvokeFrozen) and for hosts where freezing
+	// misbehaves.
+	KeepIdleRunning bool
+
 	// MaxQueue bounds the invocations waiting for a sandbox or memory when
 	// the node is full; one more fails at once with ErrQueueFull.
 	MaxQueue int
@@ -114,9 +124,12 @@ type PoolConfig struct {
 	CgroupParent string
 
 	// HostIDBase is the first host uid/gid of the range sandboxes run as.
-	// With a user namespace, sandbox ids 0..999 map to HostIDBase+0..999;
-	// without one, function code runs directly as host uid HostIDBase+993.
-	// The range must belong to no real user of the host.
+	// With a user namespace, sandbox ids 0..999 map to HostIDBase+0..999,
+	// and each sandbox's namespace is owned by one of the uids
+	// HostIDBase+1000..HostIDBase+1000+65535 (so the kernel's per-user
+	// limits, inotify instances among them, count per sandbox rather than
+	// against host root); without one, function code runs directly as host
+	// uid HostIDBase+993. The range must belong to no real user of the host.
 	HostIDBase uint32
 
 	// ShellPoolSize is how many empty sandbox shells (namespaces, cgroup and
@@ -198,8 +211,8 @@ func (c PoolConfig) Validate() error {
 		if !strings.HasPrefix(c.CgroupParent, "/") || strings.Contains(c.CgroupParent, "..") {
 			errs = append(errs, fmt.Errorf("CgroupParent %q must be an absolute cgroup path without '..'", c.CgroupParent))
 		}
-		if c.HostIDBase == 0 || uint64(c.HostIDBase)+1000 > 1<<32-2 {
-			errs = append(errs, fmt.Errorf("HostIDBase %d must leave room for 1000 ids and not be 0 (root)", c.HostIDBase))
+		if c.HostIDBase == 0 || uint64(c.HostIDBase)+namespaceOwnerOffset+namespaceOwners > 1<<32-2 {
+			errs = append(errs, fmt.Errorf("HostIDBase %d must leave room for %d ids and not be 0 (root)", c.HostIDBase, namespaceOwnerOffset+namespaceOwners))
 		}
 	}
 	if c.ShellPoolSize < 0 || c.ShellPoolSize > 64 {

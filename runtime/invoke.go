@@ -40,6 +40,7 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	if inv.InvokedFunctionARN == "" {
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
+	p.retireSuperseded(fn)
 	var l lease
 	if inv.WarmOnly {
 		l, err = p.acquireWarm(fn.Key)
@@ -77,6 +78,7 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 	if err != nil {
 		return err
 	}
+	p.retireSuperseded(fn)
 	p.mu.Lock()
 	ks := p.keyLocked(fn.Key)
 	ks.prewarm = n
@@ -117,6 +119,12 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease) (Result, error) {
 	sb := l.sb
 	cold := sb == nil
+	if !cold && p.freezeIdle {
+		if err := sb.thaw(); err != nil {
+			p.discard(sb)
+			return Result{}, fmt.Errorf("%w: thaw an idle sandbox: %w", ErrSandboxStart, err)
+		}
+	}
 	if cold {
 		var failed *Result
 		var err error
@@ -263,7 +271,7 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 		return fmt.Errorf("%w: %w", ErrSandboxStart, err)
 	}
 	sb.id = sh.id
-	sb.proc, sb.cg, sb.ln = sh.proc, sh.cg, sh.ln
+	sb.proc, sb.cg, sb.ln, sb.owner = sh.proc, sh.cg, sh.ln, sh.owner
 	sb.api = RuntimeAPIAddr
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
 	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, sh.out); err != nil {
@@ -358,13 +366,15 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 		return plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
 	}
 	cmd := &exec.Cmd{
-		Path:        argv0,
-		Args:        append([]string{argv0}, args...),
-		Env:         lambdaEnv(sb.fn, def, name, sb.api, codeDir, p.assetsDir, initType),
-		Dir:         codeDir,
-		Stdout:      outW,
-		Stderr:      outW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		Path:   argv0,
+		Args:   append([]string{argv0}, args...),
+		Env:    lambdaEnv(sb.fn, def, name, sb.api, codeDir, p.assetsDir, initType),
+		Dir:    codeDir,
+		Stdout: outW,
+		Stderr: outW,
+		// A session of its own (which also makes it a process group
+		// leader, killed as a group): no controlling terminal to type into.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	p.rapi.serve(sb, ln)
 	if err := cmd.Start(); err != nil {
