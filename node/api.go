@@ -9,7 +9,6 @@ import (
 
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/blob"
@@ -107,7 +106,11 @@ func (a *Agent) initAPI() error {
 	if err != nil {
 		return err
 	}
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+	metricsHandler, err := a.metricsHandler()
+	if err != nil {
+		return err
+	}
+	a.mux.Handle("GET /metrics", metricsHandler)
 	a.mux.Handle("/", a.api)
 	a.async.Start()
 	a.code.start()

@@ -45,6 +45,14 @@ type Config struct {
 	// CredentialsFile receives the first admin access key in AWS CLI
 	// credentials format (0600). Default: DataDir/credentials.
 	CredentialsFile string
+	// MetricsTokenFile receives the bearer token /metrics requires (0600;
+	// the same token on every node of a cluster). Default:
+	// DataDir/metrics-token.
+	MetricsTokenFile string
+	// MetricsOpen serves /metrics without a token (Dev does too). Only for
+	// a scrape network no tenant can reach: /metrics names every tenant's
+	// functions.
+	MetricsOpen bool
 	// Raft timing; zero values take cluster.DefaultRaftConfig's.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
@@ -135,6 +143,13 @@ func (c *Config) credentialsFile() string {
 		return c.CredentialsFile
 	}
 	return filepath.Join(c.DataDir, "credentials")
+}
+
+func (c *Config) metricsTokenFile() string {
+	if c.MetricsTokenFile != "" {
+		return c.MetricsTokenFile
+	}
+	return filepath.Join(c.DataDir, "metrics-token")
 }
 
 // WorkerConfig configures the node's worker: its sandbox pool.

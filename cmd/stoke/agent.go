@@ -27,6 +27,8 @@ func runAgent(args []string) error {
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "form a new single-server cluster if the data dir has no Raft state")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: one node on loopback, bootstrapped, fast timeouts")
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "disable SigV4 authentication (local experiments only)")
+	fs.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", "", "file receiving the bearer token /metrics requires (default: DATA_DIR/metrics-token)")
+	fs.BoolVar(&cfg.MetricsOpen, "metrics-open", false, "serve /metrics without a token (--dev does too); it names every tenant's functions")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.String("config", "", "TOML config file with the same settings as the flags (flags win)")
 	fs.BoolVar(&cfg.Worker.InsecureNoSandbox, "insecure-no-sandbox", false, "run functions as plain processes without isolation (machines without root or cgroups; unsafe)")

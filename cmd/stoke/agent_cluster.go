@@ -94,6 +94,9 @@ type fileConfig struct {
 	CPUs            *int      `toml:"cpus"`
 	LogLevel        *string   `toml:"log_level"`
 
+	MetricsTokenFile *string `toml:"metrics_token_file"`
+	MetricsOpen      *bool   `toml:"metrics_open"`
+
 	InsecureNoSandbox  *bool     `toml:"insecure_no_sandbox"`
 	MemoryBudgetMB     *int      `toml:"memory_budget_mb"`
 	SandboxIdleTimeout *duration `toml:"sandbox_idle_timeout"`
@@ -166,6 +169,8 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	setDuration(&cc.DrainTimeout, f.DrainTimeout)
 	set(&cc.MemoryMB, f.MemoryMB)
 	set(&cc.CPUs, f.CPUs)
+	set(&cfg.MetricsTokenFile, f.MetricsTokenFile)
+	set(&cfg.MetricsOpen, f.MetricsOpen)
 	set(&cfg.Worker.InsecureNoSandbox, f.InsecureNoSandbox)
 	set(&cfg.Worker.MemoryBudgetMB, f.MemoryBudgetMB)
 	setDuration(&cfg.Worker.IdleTimeout, f.SandboxIdleTimeout)
