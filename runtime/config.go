@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,15 @@ type PoolConfig struct {
 	// QueueTimeout bounds how long one invocation waits in that queue before
 	// failing with ErrQueueTimeout.
 	QueueTimeout time.Duration
+
+	// MaxConcurrentInits bounds the cold starts in their Init phase at
+	// once. Inits compete for CPU: unbounded, a burst slows every one of
+	// them until Init timeouts report the platform's overload as the
+	// function's failure. A cold start past the bound waits for a slot
+	// within QueueTimeout of the invocation's arrival (its Init timer
+	// starts with the slot), else fails with ErrColdStartsBusy, a
+	// throttle. 0 means DefaultMaxConcurrentInits().
+	MaxConcurrentInits int
 
 	// CPUMode chooses a soft weight (default) or a hard quota for CPU.
 	CPUMode CPUMode
@@ -182,6 +192,9 @@ func (c PoolConfig) Validate() error {
 	if c.MaxQueue > 0 && c.QueueTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("QueueTimeout is %v; it must be positive when MaxQueue > 0", c.QueueTimeout))
 	}
+	if c.MaxConcurrentInits < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentInits is %d; it must not be negative", c.MaxConcurrentInits))
+	}
 	if c.CPUMode != CPUWeight && c.CPUMode != CPUQuota {
 		errs = append(errs, fmt.Errorf("CPUMode %v is unknown", c.CPUMode))
 	}
@@ -218,6 +231,20 @@ func (c PoolConfig) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
+}
+
+// DefaultMaxConcurrentInits is four cold starts per CPU, at least four: an
+// interpreter's Init is mostly CPU (≈30–100 ms of it), so more at once only
+// makes each slower without finishing the burst sooner.
+func DefaultMaxConcurrentInits() int {
+	return max(4, 4*goruntime.NumCPU())
+}
+
+func (c PoolConfig) maxConcurrentInits() int {
+	if c.MaxConcurrentInits > 0 {
+		return c.MaxConcurrentInits
+	}
+	return DefaultMaxConcurrentInits()
 }
 
 func (c PoolConfig) logger() *slog.Logger {

@@ -37,6 +37,11 @@ type Pool struct {
 	idleLRU   *list.List // of *sandbox; front = most recently used
 	waiters   *list.List // of *waiter, FIFO
 
+	// initSlots holds one token per cold start in its Init phase
+	// (MaxConcurrentInits); initWaiting counts cold starts waiting for one.
+	initSlots   chan struct{}
+	initWaiting atomic.Int64
+
 	// Totals, written under mu, read lock-free by Stats.
 	nInit, nIdle, nBusy, memUsed, queued atomic.Int64
 	reapPasses                           atomic.Int64 // for tests
@@ -84,6 +89,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		keys:      make(map[string]*keyState),
 		idleLRU:   list.New(),
 		waiters:   list.New(),
+		initSlots: make(chan struct{}, cfg.maxConcurrentInits()),
 		stop:      make(chan struct{}),
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
@@ -167,6 +173,7 @@ func (p *Pool) Stats() Stats {
 		MemoryUsedMB:   int(p.memUsed.Load()),
 		MemoryBudgetMB: p.cfg.MemoryBudgetMB,
 		Queued:         int(p.queued.Load()),
+		InitQueued:     int(p.initWaiting.Load()),
 		Isolation:      p.cfg.Isolation,
 	}
 	if p.shells != nil {
