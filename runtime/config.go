@@ -233,11 +233,13 @@ func (c PoolConfig) Validate() error {
 	return nil
 }
 
-// DefaultMaxConcurrentInits is four cold starts per CPU, at least four: an
-// interpreter's Init is mostly CPU (≈30–100 ms of it), so more at once only
-// makes each slower without finishing the burst sooner.
+// DefaultMaxConcurrentInits is eight cold starts per CPU, at least eight.
+// An interpreter's Init is mostly CPU (≈30–100 ms of it), so past a few
+// per CPU more at once only makes each slower without finishing a burst
+// sooner; the margin above that keeps Inits that wait on I/O (code
+// fetched from a peer, a large package unpacked) from holding up others.
 func DefaultMaxConcurrentInits() int {
-	return max(4, 4*goruntime.NumCPU())
+	return max(8, 8*goruntime.NumCPU())
 }
 
 func (c PoolConfig) maxConcurrentInits() int {
