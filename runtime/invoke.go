@@ -324,7 +324,7 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
 	}
 	sh.out = nil // owned by the log stream now
-	if err := sb.cg.setLimits(sb.fn.MemoryMB, p.cfg.CPUMode); err != nil {
+	if err := sb.cg.setLimits(sb.fn.MemoryMB, max(sb.fn.MemoryMB, p.cfg.CPUFloorMB), p.cfg.CPUMode); err != nil {
 		sh.discard()
 		return fmt.Errorf("%w: cgroup limits: %w", ErrSandboxStart, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -171,6 +172,21 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return string(out), nil
 	case "syscalls":
 		return probeSyscalls(), nil
+	case "burn":
+		// Spin every CPU the sandbox sees for ev.N milliseconds.
+		until := time.Now().Add(time.Duration(ev.N) * time.Millisecond)
+		done := make(chan struct{})
+		for range goruntime.NumCPU() {
+			go func() {
+				for time.Now().Before(until) {
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range goruntime.NumCPU() {
+			<-done
+		}
+		return "burned", nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
 }
