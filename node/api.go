@@ -60,6 +60,7 @@ func (a *Agent) initAPI() error {
 	if a.cfg.Worker.IdleTimeout > 0 {
 		pc.IdleTimeout = a.cfg.Worker.IdleTimeout
 	}
+	pc.CPUMode, pc.CPUFloorMB = a.cfg.Worker.CPUMode, a.cfg.Worker.CPUFloorMB
 	if a.cfg.Worker.InsecureNoSandbox {
 		pc.Isolation = runtime.IsolationNone
 		a.log.Warn("SANDBOXING IS DISABLED (--insecure-no-sandbox): function code runs as plain processes with the agent's privileges")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node/async"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // Config configures one Stoke agent. Every field has a default in
@@ -94,6 +95,7 @@ func DefaultConfig() Config {
 		Async:           async.DefaultConfig(),
 		Code:            DefaultCodeConfig(),
 		Routing:         DefaultRoutingConfig(),
+		Worker:          WorkerConfig{CPUFloorMB: runtime.DefaultPoolConfig().CPUFloorMB},
 		Logger:          slog.Default(),
 	}
 }
@@ -163,4 +165,10 @@ type WorkerConfig struct {
 	MemoryBudgetMB int
 	// IdleTimeout is how long an idle sandbox stays warm (0: default).
 	IdleTimeout time.Duration
+	// CPUMode shares the CPU between sandboxes by weight (work-conserving,
+	// the default) or caps each at its memory's share of a vCPU (quota).
+	CPUMode runtime.CPUMode
+	// CPUFloorMB is the least CPU weight of a sandbox in weight mode, in
+	// memory terms (runtime.PoolConfig.CPUFloorMB); 0 is no floor.
+	CPUFloorMB int
 }

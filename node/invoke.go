@@ -99,6 +99,12 @@ func (l *localInvoker) spec(req *lambdaapi.InvokeRequest) (runtime.FunctionSpec,
 // poolError maps the pool's platform errors onto Lambda exceptions.
 func poolError(err error) error {
 	switch {
+	case errors.Is(err, runtime.ErrColdStartsBusy):
+		// A burst of cold starts the node cannot initialise in time: the
+		// platform's overload, refused before the function ran, never
+		// reported or billed as the function's Init failure.
+		return lambdaapi.TooManyRequests(lambdaapi.ReasonFunctionInvocationRateLimitExceeded,
+			"Rate Exceeded. The node is starting as many sandboxes as it can and could not start one for this invocation in time; retry later.", 1)
 	case errors.Is(err, runtime.ErrSaturated), errors.Is(err, runtime.ErrQueueFull), errors.Is(err, runtime.ErrQueueTimeout):
 		return lambdaapi.TooManyRequests(lambdaapi.ReasonConcurrentInvocationLimitExceeded,
 			"Rate Exceeded. No worker capacity is free for this invocation right now; retry later.", 1)

@@ -227,7 +227,8 @@ func (p *provisionedReconciler) preferred(ring *placement.Ring, key string) []st
 // would give.
 func provisionedReason(err error) string {
 	switch {
-	case errors.Is(err, runtime.ErrQueueTimeout), errors.Is(err, runtime.ErrQueueFull), errors.Is(err, runtime.ErrSaturated):
+	case errors.Is(err, runtime.ErrQueueTimeout), errors.Is(err, runtime.ErrQueueFull), errors.Is(err, runtime.ErrSaturated),
+		errors.Is(err, runtime.ErrColdStartsBusy):
 		return "The node's memory budget cannot hold the provisioned sandboxes: " + err.Error()
 	}
 	return "FUNCTION_ERROR_INIT_FAILURE: " + err.Error()

@@ -24,8 +24,11 @@ const cgroupRoot = "/sys/fs/cgroup"
 type sandboxCgroup interface {
 	// addProc moves a process (all its threads) into the cgroup.
 	addProc(pid int) error
-	// setLimits applies the function's memory (no swap) and CPU share.
-	setLimits(memMB int, mode CPUMode) error
+	// setLimits applies the function's memory (no swap) and CPU share: in
+	// CPUWeight mode a weight proportional to weightMB (the function's
+	// memory, or the pool's floor if that is more), in CPUQuota mode a
+	// quota proportional to memMB.
+	setLimits(memMB, weightMB int, mode CPUMode) error
 	// peakMemoryBytes is the memory high-water mark since creation.
 	peakMemoryBytes() (uint64, error)
 	// freeze stops every process in the cgroup; it returns once the kernel
@@ -196,7 +199,7 @@ type sandboxCgroupV1 struct {
 
 func (s *sandboxCgroupV1) addProc(pid int) error { return s.cg.AddProc(uint64(pid)) }
 
-func (s *sandboxCgroupV1) setLimits(memMB int, mode CPUMode) error {
+func (s *sandboxCgroupV1) setLimits(memMB, weightMB int, mode CPUMode) error {
 	mem := int64(memMB) << 20
 	res := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &mem}, CPU: &specs.LinuxCPU{}}
 	if s.mgr.hasMemsw {
@@ -208,7 +211,7 @@ func (s *sandboxCgroupV1) setLimits(memMB int, mode CPUMode) error {
 		quota := max(int64(memMB)*int64(period)/MemoryPerVCPU, 1000)
 		res.CPU.Period, res.CPU.Quota = &period, &quota
 	default:
-		shares := max(uint64(memMB)*1024/MemoryPerVCPU, 2)
+		shares := max(uint64(weightMB)*1024/MemoryPerVCPU, 2)
 		res.CPU.Shares = &shares
 	}
 	return s.cg.Update(res)
@@ -315,7 +318,7 @@ type sandboxCgroupV2 struct {
 
 func (s *sandboxCgroupV2) addProc(pid int) error { return s.m.AddProc(uint64(pid)) }
 
-func (s *sandboxCgroupV2) setLimits(memMB int, mode CPUMode) error {
+func (s *sandboxCgroupV2) setLimits(memMB, weightMB int, mode CPUMode) error {
 	mem := int64(memMB) << 20
 	zero := int64(0)
 	res := &cgroup2.Resources{Memory: &cgroup2.Memory{Max: &mem}, CPU: &cgroup2.CPU{}}
@@ -328,7 +331,7 @@ func (s *sandboxCgroupV2) setLimits(memMB int, mode CPUMode) error {
 		quota := max(int64(memMB)*int64(period)/MemoryPerVCPU, 1000)
 		res.CPU.Max = cgroup2.NewCPUMax(&quota, &period)
 	default:
-		w := min(max(uint64(memMB)*100/MemoryPerVCPU, 1), 10000)
+		w := min(max(uint64(weightMB)*100/MemoryPerVCPU, 1), 10000)
 		res.CPU.Weight = &w
 	}
 	return s.m.Update(res)

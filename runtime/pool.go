@@ -46,6 +46,11 @@ type Pool struct {
 	idleLRU    *list.List // of *sandbox; front = most recently used
 	waiters    *list.List // of *waiter, FIFO
 
+	// initSlots holds one token per cold start in its Init phase
+	// (MaxConcurrentInits); initWaiting counts cold starts waiting for one.
+	initSlots   chan struct{}
+	initWaiting atomic.Int64
+
 	// Totals, written under mu, read lock-free by Stats.
 	nInit, nIdle, nBusy, memUsed, queued atomic.Int64
 	reapPasses                           atomic.Int64 // for tests
@@ -94,6 +99,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		currentKey: make(map[string]string),
 		idleLRU:    list.New(),
 		waiters:    list.New(),
+		initSlots:  make(chan struct{}, cfg.maxConcurrentInits()),
 		stop:       make(chan struct{}),
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
@@ -183,6 +189,7 @@ func (p *Pool) Stats() Stats {
 		MemoryUsedMB:   int(p.memUsed.Load()),
 		MemoryBudgetMB: p.cfg.MemoryBudgetMB,
 		Queued:         int(p.queued.Load()),
+		InitQueued:     int(p.initWaiting.Load()),
 		Isolation:      p.cfg.Isolation,
 	}
 	if p.shells != nil {

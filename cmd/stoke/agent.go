@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // runAgent maps flags onto node.Config, starts the agent and runs it until
@@ -34,6 +35,11 @@ func runAgent(args []string) error {
 	fs.BoolVar(&cfg.Worker.InsecureNoSandbox, "insecure-no-sandbox", false, "run functions as plain processes without isolation (machines without root or cgroups; unsafe)")
 	fs.IntVar(&cfg.Worker.MemoryBudgetMB, "memory-budget-mb", 0, "memory all sandboxes on this node may use, in MB (default: derived from the machine)")
 	fs.DurationVar(&cfg.Worker.IdleTimeout, "sandbox-idle-timeout", 0, "how long an idle sandbox stays warm (default: the runtime's)")
+	fs.Func("cpu-mode", "how sandboxes share CPU: weight (work-conserving, default) or quota (each capped at memory/1769 MB vCPUs)", func(s string) (err error) {
+		cfg.Worker.CPUMode, err = runtime.ParseCPUMode(s)
+		return err
+	})
+	fs.IntVar(&cfg.Worker.CPUFloorMB, "cpu-floor-mb", cfg.Worker.CPUFloorMB, "in weight mode, every sandbox weighs at least as much as a function of this many MB (0: none)")
 	registerClusterFlags(fs, &cfg)
 	registerAsyncFlags(fs, &cfg)
 	registerCodeFlags(fs, &cfg)

@@ -10,6 +10,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/stokehq/stoke/node"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // registerClusterFlags adds the cluster flags of `stoke agent`.
@@ -100,6 +101,8 @@ type fileConfig struct {
 	InsecureNoSandbox  *bool     `toml:"insecure_no_sandbox"`
 	MemoryBudgetMB     *int      `toml:"memory_budget_mb"`
 	SandboxIdleTimeout *duration `toml:"sandbox_idle_timeout"`
+	CPUMode            *string   `toml:"cpu_mode"`
+	CPUFloorMB         *int      `toml:"cpu_floor_mb"`
 
 	codeFileConfig
 	asyncFileConfig
@@ -174,6 +177,12 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	set(&cfg.Worker.InsecureNoSandbox, f.InsecureNoSandbox)
 	set(&cfg.Worker.MemoryBudgetMB, f.MemoryBudgetMB)
 	setDuration(&cfg.Worker.IdleTimeout, f.SandboxIdleTimeout)
+	set(&cfg.Worker.CPUFloorMB, f.CPUFloorMB)
+	if f.CPUMode != nil {
+		if cfg.Worker.CPUMode, err = runtime.ParseCPUMode(*f.CPUMode); err != nil {
+			return fmt.Errorf("config %s: cpu_mode: %w", path, err)
+		}
+	}
 	f.codeFileConfig.apply(cfg)
 	f.asyncFileConfig.apply(cfg)
 	return nil

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -203,6 +204,21 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			heldInotify = append(heldInotify, fd)
 		}
 		return map[string]any{"created": created, "err": errText}, nil
+	case "burn":
+		// Spin every CPU the sandbox sees for ev.N milliseconds.
+		until := time.Now().Add(time.Duration(ev.N) * time.Millisecond)
+		done := make(chan struct{})
+		for range goruntime.NumCPU() {
+			go func() {
+				for time.Now().Before(until) {
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range goruntime.NumCPU() {
+			<-done
+		}
+		return "burned", nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
 }
