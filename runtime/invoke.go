@@ -103,7 +103,7 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
 		}
 		if failed != nil {
-			return fmt.Errorf("prewarm %s: init failed: %s", fn.FunctionName, failed.Payload)
+			return fmt.Errorf("prewarm %s: %w: %s", fn.FunctionName, ErrInitFailed, failed.Payload)
 		}
 		p.mu.Lock()
 		sb.prewarmed = true // a pool field: guarded by p.mu like the others
