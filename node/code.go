@@ -174,7 +174,7 @@ func (c *codeStore) Put(ctx context.Context, accountID, function string, zip []b
 	if err := m.replicate(ctx, man, codePlacementKey(accountID, function), !existed); err != nil {
 		m.log.Warn("upload refused: the package could not be replicated", "blob", id, "function", function, "err", err)
 		return lambdaapi.CodeInfo{}, &lambdaapi.Error{Status: http.StatusInternalServerError, Type: "ServiceException",
-			Message: "The code package could not be stored durably on enough nodes; nothing was changed. Retry the request. (" + err.Error() + ")"}
+			Message: "The code package could not be stored durably on enough nodes; nothing was changed. Retry the request."}
 	}
 	return lambdaapi.CodeInfo{BlobID: man.ZipSHA256Hex, CodeSha256: man.CodeSha256, Size: man.ZipSize, UnpackedSize: man.UnpackedSize}, nil
 }
