@@ -266,9 +266,8 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 	sb.proc, sb.cg, sb.ln = sh.proc, sh.cg, sh.ln
 	sb.api = RuntimeAPIAddr
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
-	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, sh.out); err != nil {
-		sh.discard()
-		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
+	if sb.logs, err = openLogStream(path, name, sb.fn, p.cfg.LogCapBytes, p.cfg.LogGate, sh.out); err != nil {
+		p.logStreamFailed(sb, err)
 	}
 	sh.out = nil // owned by the log stream now
 	if err := sb.cg.setLimits(sb.fn.MemoryMB, p.cfg.CPUMode); err != nil {
@@ -344,9 +343,8 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 	}
 	defer outW.Close()
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
-	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, outR); err != nil {
-		outR.Close()
-		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
+	if sb.logs, err = openLogStream(path, name, sb.fn, p.cfg.LogCapBytes, p.cfg.LogGate, outR); err != nil {
+		p.logStreamFailed(sb, err)
 	}
 	optDir := "/opt"
 	if len(layerDirs) > 0 {
