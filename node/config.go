@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node/async"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // Config configures one Stoke agent. Every field has a default in
@@ -86,6 +87,7 @@ func DefaultConfig() Config {
 		Async:           async.DefaultConfig(),
 		Code:            DefaultCodeConfig(),
 		Routing:         DefaultRoutingConfig(),
+		Worker:          WorkerConfig{Logs: runtime.DefaultLogLimits()},
 		Logger:          slog.Default(),
 	}
 }
@@ -120,6 +122,9 @@ func (c *Config) Validate() error {
 	if err := c.Code.Validate(); err != nil {
 		return err
 	}
+	if err := c.Worker.Logs.Validate(); err != nil {
+		return fmt.Errorf("node: function %w", err)
+	}
 	return c.Cluster.validate(c.Dev)
 }
 
@@ -148,4 +153,8 @@ type WorkerConfig struct {
 	MemoryBudgetMB int
 	// IdleTimeout is how long an idle sandbox stays warm (0: default).
 	IdleTimeout time.Duration
+	// Logs bound the function logs the node writes under DATA_DIR/logs
+	// (bytes per function and per account per window, a free-space floor)
+	// and how long they are kept; docs/runtime.md#log-limits.
+	Logs runtime.LogLimits
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node/lambdaapi"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // Function logs live on the node whose sandbox wrote them (runtime's layout:
@@ -49,6 +50,32 @@ type logQuery struct {
 }
 
 func (a *Agent) logDir() string { return filepath.Join(a.cfg.DataDir, "logs") }
+
+// logSweepEvery is how often the agent deletes function log streams past
+// their retention: retention is kept to within the hour.
+const logSweepEvery = time.Hour
+
+// sweepLogs deletes expired function log streams at once and then every
+// logSweepEvery, until the agent stops.
+func (a *Agent) sweepLogs(gate *runtime.LogGate) {
+	defer a.wg.Done()
+	t := time.NewTicker(logSweepEvery)
+	defer t.Stop()
+	for {
+		n, err := gate.Sweep(time.Now())
+		if err != nil {
+			a.log.Warn("sweeping expired function logs", "err", err)
+		}
+		if n > 0 {
+			a.log.Info("deleted expired function log streams", "streams", n, "retention", gate.Limits().Retention)
+		}
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // localLogs reads this node's records of a function newer than since, the
 // newest limit of them, oldest first.
