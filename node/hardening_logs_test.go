@@ -106,3 +106,34 @@ func TestAgentSweepsExpiredLogs(t *testing.T) {
 	}
 }
 
+// TestReadLogFileKeepsTheNewest checks that reading a stream keeps only
+// the newest records asked for (a bounded log can still be large) and
+// honours since.
+func TestReadLogFileKeepsTheNewest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "[$LATEST]s")
+	var b strings.Builder
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for i := range 50 {
+		fmt.Fprintf(&b, "%s\tline %d\n", start.Add(time.Duration(i)*time.Second).Format(logTimeLayout), i)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		since       time.Time
+		limit       int
+		first, last int
+	}{
+		{start, 10, 40, 49},
+		{start, 100, 0, 49},
+		{start.Add(45 * time.Second), 10, 45, 49},
+	} {
+		var events []LogEvent
+		if err := readLogFile(path, "s", "n1", tc.since, tc.limit, &events); err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != tc.last-tc.first+1 || events[0].Message != fmt.Sprintf("line %d", tc.first) || events[len(events)-1].Message != fmt.Sprintf("line %d", tc.last) {
+			t.Errorf("since %v limit %d: %d events from %q to %q; want lines %d..%d", tc.since, tc.limit, len(events), events[0].Message, events[len(events)-1].Message, tc.first, tc.last)
+		}
+	}
+}
