@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -111,7 +110,7 @@ func openLogFile(path string) (*os.File, error) {
 			return nil, err
 		}
 		var f *os.File
-		if f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|syscall.O_CLOEXEC, 0o640); err == nil {
+		if f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err == nil {
 			return f, nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -264,8 +263,8 @@ func (ls *logStream) endInvocation(lines ...string) {
 
 // writeLocked writes the pending records, unless the gate finds the log
 // disk too full: then they are counted and dropped. A failing write is
-// ignored: the function's log must never fail or stall its invocation,
-// and the node's own state needs the disk more.
+// ignored: the function's log must never fail its invocation, and the
+// node's own state needs the disk more.
 func (ls *logStream) writeLocked() {
 	if ls.file != nil && len(ls.pending) > 0 {
 		switch {
