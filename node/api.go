@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-
 	"time"
-
 
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/blob"
@@ -51,7 +49,10 @@ func (a *Agent) initAPI() error {
 	}
 	pc := runtime.DefaultPoolConfig()
 	pc.StateDir = filepath.Join(a.cfg.DataDir, "sandboxes")
-	pc.LogDir = filepath.Join(a.cfg.DataDir, "logs")
+	pc.LogDir = a.logDir()
+	if pc.LogGate, err = runtime.NewLogGate(pc.LogDir, a.cfg.Worker.Logs); err != nil {
+		return fmt.Errorf("node: function logs: %w", err)
+	}
 	pc.Code = a.code
 	pc.Logger = a.cfg.Logger
 	if a.cfg.Worker.MemoryBudgetMB > 0 {
@@ -68,6 +69,10 @@ func (a *Agent) initAPI() error {
 	a.pool, err = runtime.NewPool(pc)
 	if err != nil {
 		return fmt.Errorf("node: sandbox pool: %w", err)
+	}
+	if a.cfg.Worker.Logs.Retention > 0 {
+		a.wg.Add(1)
+		go a.sweepLogs(pc.LogGate)
 	}
 
 	var auth lambdaapi.Authenticator

@@ -95,7 +95,7 @@ func DefaultConfig() Config {
 		Async:           async.DefaultConfig(),
 		Code:            DefaultCodeConfig(),
 		Routing:         DefaultRoutingConfig(),
-		Worker:          WorkerConfig{CPUFloorMB: runtime.DefaultPoolConfig().CPUFloorMB},
+		Worker:          WorkerConfig{Logs: runtime.DefaultLogLimits(), CPUFloorMB: runtime.DefaultPoolConfig().CPUFloorMB},
 		Logger:          slog.Default(),
 	}
 }
@@ -129,6 +129,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Code.Validate(); err != nil {
 		return err
+	}
+	if err := c.Worker.Logs.Validate(); err != nil {
+		return fmt.Errorf("node: function %w", err)
 	}
 	return c.Cluster.validate(c.Dev)
 }
@@ -171,4 +174,8 @@ type WorkerConfig struct {
 	// CPUFloorMB is the least CPU weight of a sandbox in weight mode, in
 	// memory terms (runtime.PoolConfig.CPUFloorMB); 0 is no floor.
 	CPUFloorMB int
+	// Logs bound the function logs the node writes under DATA_DIR/logs
+	// (bytes per function and per account per window, a free-space floor)
+	// and how long they are kept; docs/runtime.md#log-limits.
+	Logs runtime.LogLimits
 }

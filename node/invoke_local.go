@@ -42,7 +42,7 @@ func (l *localInvoker) run(ctx context.Context, req *lambdaapi.InvokeRequest, mo
 	defer done()
 	spec, err := l.spec(req)
 	if err != nil {
-		return nil, refusal{}, err
+		return nil, refusal{}, l.platformError(err, req)
 	}
 	l.inflight.Add(1)
 	defer l.inflight.Add(-1)
@@ -63,8 +63,10 @@ func (l *localInvoker) run(ctx context.Context, req *lambdaapi.InvokeRequest, mo
 		return nil, refuse(rpcpb.RefusalReason_REFUSAL_REASON_SATURATED, "no idle sandbox and every Init slot busy on "+l.nodeID), nil
 	case errors.Is(err, runtime.ErrClosed):
 		return nil, refuse(rpcpb.RefusalReason_REFUSAL_REASON_DRAINING, "node "+l.nodeID+" is shutting down"), nil
+	case err != nil && ctx.Err() != nil:
+		return nil, refusal{}, ctx.Err()
 	case err != nil:
-		return nil, refusal{}, poolError(err)
+		return nil, refusal{}, l.platformError(err, req)
 	}
 	return &lambdaapi.InvokeResult{
 		Payload:       res.Payload,

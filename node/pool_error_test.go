@@ -22,9 +22,10 @@ func TestPoolErrorsAreThrottlesWithTheirCause(t *testing.T) {
 		{runtime.ErrQueueTimeout, lambdaapi.ReasonConcurrentInvocationLimitExceeded},
 		{runtime.ErrQueueFull, lambdaapi.ReasonConcurrentInvocationLimitExceeded},
 	} {
+		l := &localInvoker{nodeID: "n1", log: discardLogger()}
 		var apiErr *lambdaapi.Error
-		if !errors.As(poolError(tc.err), &apiErr) || apiErr.Status != 429 || apiErr.Type != "TooManyRequestsException" || apiErr.Reason != tc.reason {
-			t.Errorf("poolError(%v) = %+v, want 429 TooManyRequestsException %s", tc.err, apiErr, tc.reason)
+		if !errors.As(l.platformError(tc.err, &lambdaapi.InvokeRequest{RequestID: "r1"}), &apiErr) || apiErr.Status != 429 || apiErr.Type != "TooManyRequestsException" || apiErr.Reason != tc.reason {
+			t.Errorf("platformError(%v) = %+v, want 429 TooManyRequestsException %s", tc.err, apiErr, tc.reason)
 		}
 	}
 }

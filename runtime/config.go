@@ -164,6 +164,12 @@ type PoolConfig struct {
 	// (init output included); the rest is counted and dropped.
 	LogCapBytes int
 
+	// LogGate bounds what all the pool's sandboxes write under LogDir:
+	// bytes per function and per account per window, and a free-space
+	// floor (NewLogGate over LogDir). nil: only LogCapBytes bounds output,
+	// for tests and `stoke local`; an agent always sets one.
+	LogGate *LogGate
+
 	// Code hands the pool unpacked, read-only code trees for FunctionSpec.CodeID
 	// and for each of FunctionSpec.LayerIDs.
 	Code CodeSource

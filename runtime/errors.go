@@ -38,6 +38,9 @@ var (
 	ErrClosed = errors.New("runtime: pool closed")
 	// ErrCode: the CodeSource could not provide the code or a layer.
 	ErrCode = errors.New("runtime: code unavailable")
+	// ErrInitFailed: Prewarm's sandbox ran the function's Init, which
+	// failed; the wrapped text is the function's error payload.
+	ErrInitFailed = errors.New("init failed")
 	// ErrSandboxStart: the platform failed to create a sandbox (not the
 	// function's fault: a mount, cgroup or exec step failed).
 	ErrSandboxStart = errors.New("runtime: sandbox start failed")

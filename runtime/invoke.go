@@ -111,7 +111,7 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
 		}
 		if failed != nil {
-			return fmt.Errorf("prewarm %s: init failed: %s", fn.FunctionName, failed.Payload)
+			return fmt.Errorf("prewarm %s: %w: %s", fn.FunctionName, ErrInitFailed, failed.Payload)
 		}
 		p.mu.Lock()
 		sb.prewarmed = true // a pool field: guarded by p.mu like the others
@@ -327,9 +327,8 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 	sb.proc, sb.cg, sb.ln, sb.owner = sh.proc, sh.cg, sh.ln, sh.owner
 	sb.api = RuntimeAPIAddr
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
-	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, sh.out); err != nil {
-		sh.discard()
-		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
+	if sb.logs, err = openLogStream(path, name, sb.fn, p.cfg.LogCapBytes, p.cfg.LogGate, sh.out); err != nil {
+		p.logStreamFailed(sb, err)
 	}
 	sh.out = nil // owned by the log stream now
 	if err := sb.cg.setLimits(sb.fn.MemoryMB, max(sb.fn.MemoryMB, p.cfg.CPUFloorMB), p.cfg.CPUMode); err != nil {
@@ -405,9 +404,8 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 	}
 	defer outW.Close()
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
-	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, outR); err != nil {
-		outR.Close()
-		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
+	if sb.logs, err = openLogStream(path, name, sb.fn, p.cfg.LogCapBytes, p.cfg.LogGate, outR); err != nil {
+		p.logStreamFailed(sb, err)
 	}
 	optDir := "/opt"
 	if len(layerDirs) > 0 {

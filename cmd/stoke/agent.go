@@ -43,6 +43,7 @@ func runAgent(args []string) error {
 	registerClusterFlags(fs, &cfg)
 	registerAsyncFlags(fs, &cfg)
 	registerCodeFlags(fs, &cfg)
+	registerLogFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
 			return err

@@ -106,6 +106,7 @@ type fileConfig struct {
 
 	codeFileConfig
 	asyncFileConfig
+	logFileConfig
 }
 
 // set copies a setting the file gave (from is nil when it did not) onto
@@ -185,5 +186,6 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	}
 	f.codeFileConfig.apply(cfg)
 	f.asyncFileConfig.apply(cfg)
+	f.logFileConfig.apply(cfg)
 	return nil
 }

@@ -238,7 +238,14 @@ func classify(res *lambdaapi.InvokeResult, err error, version string) *result {
 		}
 		return r
 	}
-	return &result{outcome: OutcomeSystemError, statusCode: 500, version: version, errorType: "ServiceException", errorMessage: err.Error()}
+	// The message reaches the tenant (destinations, dead letters); the
+	// error's own text may name host paths, so only its class is told
+	// (attempt logs the cause).
+	msg := "The invocation failed on the platform."
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "The invocation did not complete in time."
+	}
+	return &result{outcome: OutcomeSystemError, statusCode: 500, version: version, errorType: "ServiceException", errorMessage: msg}
 }
 
 // attempt delivers t's event once (or finishes its hand-off) and decides
@@ -281,7 +288,7 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 		q.log.Warn("event payload unavailable; will retry", "event", ev.Id, "err", err)
 		q.m.retried.WithLabelValues(ev.AccountId, ev.FunctionName, OutcomeSystemError.String()).Inc()
 		return q.backoff(t, deadline, &result{outcome: OutcomeSystemError, statusCode: 500, version: req.Version,
-			errorType: "ServiceException", errorMessage: "event payload unavailable: " + err.Error()})
+			errorType: "ServiceException", errorMessage: "The event's payload was unavailable on the node delivering it."})
 	}
 	req.Payload, req.ClientContext = p.Payload, p.ClientContext
 
@@ -295,6 +302,9 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 		return decision{kind: decideForget}
 	}
 	r := classify(res, err, req.Version)
+	if ae := (*lambdaapi.Error)(nil); err != nil && !errors.As(err, &ae) {
+		q.log.Warn("async invocation failed on the platform; will retry", "event", ev.Id, "function", ev.FunctionName, "err", err)
+	}
 	t.attempts = max(t.attempts, ev.Attempts)
 	t.invokeCount = max(t.invokeCount, ev.InvokeCount)
 	if r.outcome == OutcomeSuccess || r.outcome == OutcomeFunctionError {
