@@ -53,6 +53,11 @@ type Config struct {
 	// MaxRequestBytes bounds any API request body that is not a function
 	// upload (uploads have their own, larger bound).
 	MaxRequestBytes int64
+	// MaxBufferedRequestBytes bounds the request body bytes all in-flight
+	// API requests may hold at once; past it a request is answered 429
+	// TooManyRequestsException before its body is read, so no number of
+	// clients can make the node buffer more.
+	MaxBufferedRequestBytes int64
 	// Cluster configures gossip, node-to-node gRPC, roles and reconcile.
 	Cluster ClusterConfig
 
@@ -87,6 +92,8 @@ func DefaultConfig() Config {
 		Code:            DefaultCodeConfig(),
 		Routing:         DefaultRoutingConfig(),
 		Logger:          slog.Default(),
+
+		MaxBufferedRequestBytes: 256 << 20, // lambdaapi.DefaultMaxBufferedBodyBytes
 	}
 }
 
@@ -105,8 +112,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("node: %s %q: %w", name, addr, err)
 		}
 	}
-	if c.ShutdownTimeout <= 0 || c.MaxRequestBytes <= 0 {
-		return errors.New("node: ShutdownTimeout and MaxRequestBytes must be positive")
+	if c.ShutdownTimeout <= 0 || c.MaxRequestBytes <= 0 || c.MaxBufferedRequestBytes <= 0 {
+		return errors.New("node: ShutdownTimeout, MaxRequestBytes and MaxBufferedRequestBytes must be positive")
 	}
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")

@@ -1,0 +1,237 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// These tests attack the API over raw sockets, the way a hostile client
+// would, and judge it by what comes back on the wire.
+
+// waitUntil polls cond until it returns nil or timeout passes.
+func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// signedRequest signs method path with creds over body (Go SDK signer);
+// declare also puts the payload hash in X-Amz-Content-Sha256, as the
+// JavaScript SDK does. headers are set before signing.
+func signedRequest(t testing.TB, a *Agent, creds Credentials, method, path string, body []byte, declare bool, headers map[string]string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+a.HTTPAddr()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	if declare {
+		req.Header.Set("X-Amz-Content-Sha256", hash)
+	}
+	req.ContentLength = int64(len(body))
+	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey},
+		req, hash, "lambda", a.cfg.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// writeHead writes req's request line and headers with the given
+// Content-Length, and no body.
+func writeHead(t testing.TB, w io.Writer, req *http.Request, contentLength int64) {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n", req.Method, req.URL.RequestURI(), req.URL.Host, contentLength)
+	for k, vs := range req.Header {
+		if k == "Content-Length" || k == "Host" {
+			continue
+		}
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readResponse reads one response from conn; the deadline only bounds a
+// failing test (a server that waits for the body never answers).
+func readResponse(t testing.TB, conn net.Conn) *http.Response {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response while the client still held the body: %v", err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func dialAPI(t testing.TB, a *Agent) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", a.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestAPIRefusesUnauthenticatedBodiesUnread: a request whose headers do not
+// authenticate it is refused before its body is read, so a claimed 70 MB
+// CreateFunction body costs the node nothing: the 403 arrives while the
+// client still holds all but the first 64 KB of it.
+func TestAPIRefusesUnauthenticatedBodiesUnread(t *testing.T) {
+	a := startTestAgent(t)
+	_, admin := adminClient(t, a)
+	const claimed = 70_000_000
+	body := []byte(`{"FunctionName":"f"}`)
+	tests := []struct {
+		name string
+		req  func() *http.Request
+		typ  string
+	}{
+		{"unsigned", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://"+a.HTTPAddr()+"/2015-03-31/functions", nil)
+			r.Header.Set("Content-Type", "application/json")
+			return r
+		}, "MissingAuthenticationTokenException"},
+		{"unknown key", func() *http.Request {
+			return signedRequest(t, a, Credentials{AccessKeyID: "AKIANOBODY0000000000", SecretAccessKey: "x"}, "POST", "/2015-03-31/functions", body, false, nil)
+		}, "UnrecognizedClientException"},
+		{"bad signature over a declared payload hash", func() *http.Request {
+			return signedRequest(t, a, Credentials{AccessKeyID: admin.AccessKeyID, SecretAccessKey: "not-the-secret"}, "POST", "/2015-03-31/functions", body, true, nil)
+		}, "InvalidSignatureException"},
+		{"unsigned invocation header", func() *http.Request {
+			r := signedRequest(t, a, admin, "POST", "/2015-03-31/functions", body, false, nil)
+			r.Header.Set("X-Amz-Invocation-Type", "DryRun")
+			return r
+		}, "IncompleteSignatureException"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conn := dialAPI(t, a)
+			writeHead(t, conn, tc.req(), claimed)
+			if _, err := conn.Write(bytes.Repeat([]byte("x"), 64<<10)); err != nil {
+				t.Fatal(err)
+			}
+			resp := readResponse(t, conn)
+			if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-ErrorType") != tc.typ {
+				msg, _ := io.ReadAll(resp.Body)
+				t.Fatalf("got %d %s %s, want 403 %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), msg, tc.typ)
+			}
+		})
+	}
+}
+
+// TestAPIBodyBudgetThrottles: while requests hold all the bytes the node
+// may buffer, another signed request is answered 429
+// TooManyRequestsException (with Retry-After) before its body is read;
+// once they finish, the same request goes through.
+func TestAPIBodyBudgetThrottles(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	if os.Geteuid() != 0 {
+		cfg.Worker.InsecureNoSandbox = true
+	}
+	cfg.MaxBufferedRequestBytes = 1 << 20
+	a := startAgent(t, cfg)
+	_, admin := adminClient(t, a)
+	big := []byte(`"` + strings.Repeat("x", 700<<10) + `"`) // a JSON payload
+	const path = "/2015-03-31/functions/nobody/invocations"
+
+	// send performs a whole signed Invoke of big over a fresh connection.
+	send := func() *http.Response {
+		conn := dialAPI(t, a)
+		writeHead(t, conn, signedRequest(t, a, admin, "POST", path, big, false, nil), int64(len(big)))
+		// The server may answer without reading the body and close: the
+		// write's error is no verdict.
+		go func() { _, _ = conn.Write(big) }()
+		return readResponse(t, conn)
+	}
+
+	// holder sends its headers and part of its body, then waits.
+	holder := dialAPI(t, a)
+	writeHead(t, holder, signedRequest(t, a, admin, "POST", path, big, false, nil), int64(len(big)))
+	if _, err := holder.Write(big[:1024]); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Minute, func() error {
+		resp := send()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			return fmt.Errorf("status %d while another request holds the budget", resp.StatusCode)
+		}
+		if typ := resp.Header.Get("X-Amzn-ErrorType"); typ != "TooManyRequestsException" || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("429 with X-Amzn-ErrorType %q, Retry-After %q", typ, resp.Header.Get("Retry-After"))
+		}
+		return nil
+	})
+
+	if _, err := holder.Write(big[1024:]); err != nil {
+		t.Fatal(err)
+	}
+	if resp := readResponse(t, holder); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the holder got %d, want 404 (authenticated, no such function)", resp.StatusCode)
+	}
+	if resp := send(); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("after the holder finished: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestAPIRefusesReplayWithUnsignedInvocationHeader: a captured signed
+// Invoke replayed with an X-Amz-Invocation-Type it was not signed with is
+// refused, not run as a DryRun (or Event).
+func TestAPIRefusesReplayWithUnsignedInvocationHeader(t *testing.T) {
+	a := startTestAgent(t)
+	_, admin := adminClient(t, a)
+	captured := signedRequest(t, a, admin, "POST", "/2015-03-31/functions/nobody/invocations", nil, false, nil)
+	do := func(r *http.Request) *http.Response {
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	if resp := do(captured.Clone(context.Background())); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("the captured request: %d, want 404 (authenticated, no such function)", resp.StatusCode)
+	}
+	for _, h := range [][2]string{{"X-Amz-Invocation-Type", "DryRun"}, {"X-Amz-Log-Type", "Tail"}, {"X-Amz-Client-Context", "e30="}} {
+		replay := captured.Clone(context.Background())
+		replay.Header.Set(h[0], h[1])
+		resp := do(replay)
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-ErrorType") != "IncompleteSignatureException" {
+			t.Errorf("replay with %s: %d %s, want 403 IncompleteSignatureException", h[0], resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
+		}
+	}
+}
