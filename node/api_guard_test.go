@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,6 +18,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/stokehq/stoke/node/httpguard"
 )
 
 // These tests attack the API over raw sockets, the way a hostile client
@@ -234,4 +240,126 @@ func TestAPIRefusesReplayWithUnsignedInvocationHeader(t *testing.T) {
 			t.Errorf("replay with %s: %d %s, want 403 IncompleteSignatureException", h[0], resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
 		}
 	}
+}
+
+// TestAPIStaysUpUnderDrippingConnections: 2,000 connections from 127.0.0.1
+// each send the signed headers of an Invoke and then a byte of its body
+// every second. The node holds at most MaxConnsPerAddr of them, closes the
+// rest at once, cuts every held one off with a 408 when its body falls
+// behind the minimum rate, and meanwhile a client at another address
+// invokes a function normally. The attack ends by itself.
+func TestAPIStaysUpUnderDrippingConnections(t *testing.T) {
+	const drippers, perAddr = 2000, 500
+	cfg := testConfig(t, t.TempDir())
+	if os.Geteuid() != 0 {
+		cfg.Worker.InsecureNoSandbox = true
+	}
+	cfg.HTTP.MaxConnsPerAddr = perAddr
+	cfg.HTTP.MaxConns = 4 * perAddr
+	cfg.HTTP.BodyGrace = 20 * time.Second // long enough to hold them all while the honest client calls
+	a := startAgent(t, cfg)
+	_, admin := adminClient(t, a)
+
+	// The honest client calls from 127.0.0.2.
+	honest := lambda.New(lambda.Options{
+		Region:           a.cfg.Region,
+		BaseEndpoint:     aws.String("http://" + a.HTTPAddr()),
+		Credentials:      credentials.NewStaticCredentialsProvider(admin.AccessKeyID, admin.SecretAccessKey, ""),
+		RetryMaxAttempts: 1,
+		HTTPClient: &http.Client{Transport: &http.Transport{
+			DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+		}},
+	})
+	if _, err := honest.CreateFunction(bg, &lambda.CreateFunctionInput{
+		FunctionName: aws.String("steady"), Runtime: types.RuntimePython311, Handler: aws.String("app.handler"),
+		Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: pythonZip(t, "v1")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// One signed head serves every dripper (a replay within the skew
+	// window verifies as well as the original).
+	body := []byte(`"` + strings.Repeat("x", 100_000) + `"`)
+	head := signedRequest(t, a, admin, "POST", "/2015-03-31/functions/steady/invocations", body, false, nil)
+	var buf bytes.Buffer
+	writeHead(t, &buf, head, int64(len(body)))
+
+	stop := make(chan struct{}) // ends the attack early if the test fails
+	t.Cleanup(func() { close(stop) })
+	outcomes := make(chan string, drippers)
+	for range drippers {
+		go func() { outcomes <- drip(a.HTTPAddr(), buf.Bytes(), stop) }()
+	}
+	guard := a.httpLn.(*httpguard.Listener)
+	waitUntil(t, time.Minute, func() error {
+		if _, held, refused := guard.Stats("127.0.0.1"); held < perAddr || refused == 0 {
+			return fmt.Errorf("127.0.0.1 holds %d connections (%d refused), want the cap of %d", held, refused, perAddr)
+		}
+		return nil
+	})
+
+	inv, out := invokeJSON(t, honest, &lambda.InvokeInput{FunctionName: aws.String("steady"), Payload: []byte(`{"n":1}`)})
+	if inv.StatusCode != http.StatusOK || out.Event["n"] != 1.0 {
+		t.Fatalf("the honest invoke under attack: status %d, function saw %+v", inv.StatusCode, out)
+	}
+
+	counts := map[string]int{}
+	for range drippers {
+		select {
+		case o := <-outcomes:
+			counts[o]++
+		case <-time.After(3 * time.Minute): // bounds a failing run only
+			t.Fatalf("drippers still connected after 3 minutes: %v so far", counts)
+		}
+	}
+	t.Logf("dripper outcomes: %v", counts)
+	if counts["refused"] == 0 || counts["deadline"] < 1 || counts["refused"]+counts["deadline"] != drippers {
+		t.Fatalf("dripper outcomes %v: want every one refused at accept or cut off by the body deadline (408)", counts)
+	}
+}
+
+// drip sends head, then a byte of the body every second until the server
+// answers or closes, and says how the server ended it: "refused" (closed
+// without a word), "deadline" (408 RequestTimeoutException) or what else
+// happened.
+func drip(addr string, head []byte, stop <-chan struct{}) string {
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer conn.Close()
+	if _, err := conn.Write(head); err != nil {
+		return "refused"
+	}
+	ended := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ended:
+				return
+			case <-stop:
+				conn.Close()
+				return
+			case <-tick.C:
+				if _, err := conn.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	defer close(ended)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection reset") {
+			return "refused"
+		}
+		return "read: " + err.Error()
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusRequestTimeout && resp.Header.Get("X-Amzn-ErrorType") == "RequestTimeoutException" {
+		return "deadline"
+	}
+	return fmt.Sprintf("status %d %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node/async"
+	"github.com/stokehq/stoke/node/httpguard"
 )
 
 // Config configures one Stoke agent. Every field has a default in
@@ -58,6 +59,9 @@ type Config struct {
 	// TooManyRequestsException before its body is read, so no number of
 	// clients can make the node buffer more.
 	MaxBufferedRequestBytes int64
+	// HTTP bounds the API's connections (in total and per client address)
+	// and how slowly a request body may arrive.
+	HTTP httpguard.Config
 	// Cluster configures gossip, node-to-node gRPC, roles and reconcile.
 	Cluster ClusterConfig
 
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		Logger:          slog.Default(),
 
 		MaxBufferedRequestBytes: 256 << 20, // lambdaapi.DefaultMaxBufferedBodyBytes
+		HTTP:                    httpguard.DefaultConfig(),
 	}
 }
 
@@ -117,6 +122,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		return err
 	}
 	if err := c.Async.Validate(); err != nil {
 		return err
