@@ -78,8 +78,14 @@ type Config struct {
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
-	// (the admin credentials, printed once when they are created). nil: none.
+	// (where the admin credentials are). It may be a log (stderr under
+	// systemd or docker), so it never receives a secret. nil: none.
 	Console io.Writer
+	// SecretConsole receives the bootstrap admin credentials, secret
+	// included, once when they are created. Set it only to a terminal
+	// (cmd/stoke: stdout when it is one); nil: the secret stays in the
+	// credentials file and Console is told where.
+	SecretConsole io.Writer
 }
 
 // DefaultConfig returns a configuration that runs one node on loopback.
