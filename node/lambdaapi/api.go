@@ -334,9 +334,14 @@ func (h *Handler) authenticateHeaders(r *http.Request) (PayloadCheck, *Error) {
 
 // authenticateBody finishes what authenticateHeaders began.
 func (h *Handler) authenticateBody(check PayloadCheck, body []byte) (Principal, *Error) {
-	if check == nil {
+	switch {
+	case h.deps.Auth == nil:
 		// --no-auth: every caller acts as the first admin key's account.
 		return h.anonymousAdmin()
+	case check == nil:
+		// An Authenticator that accepted the headers without a check
+		// to finish with: refuse rather than let anyone in.
+		return Principal{}, serviceError("authentication did not complete")
 	}
 	p, err := check.AuthenticateBody(body)
 	if err != nil {
