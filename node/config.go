@@ -12,6 +12,7 @@ import (
 
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/httpguard"
+	"github.com/stokehq/stoke/node/lambdaapi"
 )
 
 // Config configures one Stoke agent. Every field has a default in
@@ -103,7 +104,7 @@ func DefaultConfig() Config {
 		Routing:         DefaultRoutingConfig(),
 		Logger:          slog.Default(),
 
-		MaxBufferedRequestBytes: 256 << 20, // lambdaapi.DefaultMaxBufferedBodyBytes
+		MaxBufferedRequestBytes: lambdaapi.DefaultMaxBufferedBodyBytes,
 		HTTP:                    httpguard.DefaultConfig(),
 	}
 }

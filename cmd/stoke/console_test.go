@@ -34,10 +34,10 @@ func openPTY(t *testing.T) *os.File {
 	return pts
 }
 
-// TestSecretConsoleOnlyOnATerminal: the admin secret goes to stdout only
+// TestSecuritySecretConsoleOnlyOnATerminal: the admin secret goes to stdout only
 // when stdout is a terminal; a pipe (docker, systemd) or a file (a
 // redirect) gets nothing.
-func TestSecretConsoleOnlyOnATerminal(t *testing.T) {
+func TestSecuritySecretConsoleOnlyOnATerminal(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func isReset(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "connection reset")
 }
 
-func TestListenerBoundsConnections(t *testing.T) {
+func TestSecurityListenerBoundsConnections(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -120,10 +120,10 @@ func serve(t *testing.T, cfg Config, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-// TestBodyDeadlineClosesDrippingBody: headers, then a byte now and then:
+// TestSecurityBodyDeadlineClosesDrippingBody: headers, then a byte now and then:
 // the body read fails with a deadline error after the grace, the handler
 // answers and the connection is closed, while the client is still dripping.
-func TestBodyDeadlineClosesDrippingBody(t *testing.T) {
+func TestSecurityBodyDeadlineClosesDrippingBody(t *testing.T) {
 	readErr := make(chan error, 1)
 	addr := serve(t, Config{BodyGrace: 200 * time.Millisecond, BodyMinRate: 1024}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := io.ReadAll(r.Body)
@@ -178,11 +178,11 @@ func TestBodyDeadlineClosesDrippingBody(t *testing.T) {
 	}
 }
 
-// TestBodyDeadlineLiftedOnceBodyComplete: a handler that has read its body
+// TestSecurityBodyDeadlineLiftedOnceBodyComplete: a handler that has read its body
 // and then works past the grace keeps its request context (the server's
 // watch for a vanished client reads the connection after the body, and a
 // stale deadline there would cancel the request).
-func TestBodyDeadlineLiftedOnceBodyComplete(t *testing.T) {
+func TestSecurityBodyDeadlineLiftedOnceBodyComplete(t *testing.T) {
 	const grace = 100 * time.Millisecond
 	result := make(chan error, 1)
 	addr := serve(t, Config{BodyGrace: grace, BodyMinRate: 1024}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -305,10 +305,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestVerifyHeadersBeforeBody: what the headers can prove is refused before
+// TestAuthVerifyHeadersBeforeBody: what the headers can prove is refused before
 // the caller reads a byte of the body; with a declared payload hash that
 // includes the signature, and the body is then held to the hash.
-func TestVerifyHeadersBeforeBody(t *testing.T) {
+func TestAuthVerifyHeadersBeforeBody(t *testing.T) {
 	const body = `{"order":42}`
 	declare := func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte(body))) }
 	tests := []struct {
