@@ -35,6 +35,7 @@ func runAgent(args []string) error {
 	registerClusterFlags(fs, &cfg)
 	registerAsyncFlags(fs, &cfg)
 	registerCodeFlags(fs, &cfg)
+	registerHTTPFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
 			return err

@@ -100,6 +100,7 @@ type fileConfig struct {
 
 	codeFileConfig
 	asyncFileConfig
+	httpFileConfig
 }
 
 // set copies a setting the file gave (from is nil when it did not) onto
@@ -171,5 +172,6 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	setDuration(&cfg.Worker.IdleTimeout, f.SandboxIdleTimeout)
 	f.codeFileConfig.apply(cfg)
 	f.asyncFileConfig.apply(cfg)
+	f.httpFileConfig.apply(cfg)
 	return nil
 }
