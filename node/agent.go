@@ -84,7 +84,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
-	a.httpLn = httpguard.NewListener(ln, cfg.HTTP)
+	a.httpLn = httpguard.NewListener(ln, cfg.HTTP, a.log.With("component", "http"))
 
 	rc := cluster.DefaultRaftConfig()
 	rc.NodeID = nodeID

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -56,7 +57,7 @@ func TestSecurityListenerBoundsConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewListener(inner, Config{MaxConns: 3, MaxConnsPerAddr: 2})
+	l := NewListener(inner, Config{MaxConns: 3, MaxConnsPerAddr: 2}, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	served := make(chan net.Conn, 8)
 	done := make(chan struct{})
 	go func() {

@@ -1,9 +1,15 @@
 package httpguard
 
 import (
+	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
+
+// refusalLogEvery spaces the warnings about refused connections: an attack
+// refuses thousands a second, and the log must not become its amplifier.
+const refusalLogEvery = time.Minute
 
 // Listener is a net.Listener that holds at most Config.MaxConns
 // connections, and at most Config.MaxConnsPerAddr from one IP address.
@@ -13,16 +19,20 @@ type Listener struct {
 	net.Listener
 	maxConns, maxPerAddr int
 
-	mu      sync.Mutex
-	open    int
-	perAddr map[string]int
-	refused int64
+	log                 *slog.Logger
+	mu                  sync.Mutex
+	open                int
+	perAddr             map[string]int
+	refused             int64
+	lastLog             time.Time
+	refusedSinceLastLog int64
 }
 
 // NewListener wraps ln with cfg's connection bounds (MaxConns,
-// MaxConnsPerAddr); cfg must be valid.
-func NewListener(ln net.Listener, cfg Config) *Listener {
-	return &Listener{Listener: ln, maxConns: cfg.MaxConns, maxPerAddr: cfg.MaxConnsPerAddr, perAddr: map[string]int{}}
+// MaxConnsPerAddr); cfg must be valid. Refusals are logged to log at most
+// once a minute.
+func NewListener(ln net.Listener, cfg Config, log *slog.Logger) *Listener {
+	return &Listener{Listener: ln, maxConns: cfg.MaxConns, maxPerAddr: cfg.MaxConnsPerAddr, perAddr: map[string]int{}, log: log}
 }
 
 // Accept returns the next connection within the bounds.
@@ -46,6 +56,12 @@ func (l *Listener) admit(addr string) bool {
 	defer l.mu.Unlock()
 	if l.open >= l.maxConns || l.perAddr[addr] >= l.maxPerAddr {
 		l.refused++
+		l.refusedSinceLastLog++
+		if now := time.Now(); now.Sub(l.lastLog) >= refusalLogEvery {
+			l.log.Warn("refusing connections past the API's bounds", "refused", l.refusedSinceLastLog, "last_addr", addr,
+				"open", l.open, "open_from_addr", l.perAddr[addr], "max_conns", l.maxConns, "max_conns_per_addr", l.maxPerAddr)
+			l.lastLog, l.refusedSinceLastLog = now, 0
+		}
 		return false
 	}
 	l.open++
