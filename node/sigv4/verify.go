@@ -140,11 +140,6 @@ func (v *Verifier) VerifyHeaders(ctx context.Context, r *http.Request) (*Pending
 // remains to be compared.
 func (p *Pending) SignatureVerified() bool { return p.signed }
 
-// Principal is the signer the request claims to come from. It is proven
-// only once VerifyBody succeeds; before that it may serve for bounding
-// what the request may cost, never for authorising it.
-func (p *Pending) Principal() Principal { return p.principal }
-
 // VerifyBody completes the verification with the body the caller read
 // (bounded) after VerifyHeaders: it must be within Config.MaxBodyBytes and
 // hash to the declared payload hash, or, when none was declared, the
