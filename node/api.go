@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
-
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/blob"
@@ -52,7 +49,10 @@ func (a *Agent) initAPI() error {
 	}
 	pc := runtime.DefaultPoolConfig()
 	pc.StateDir = filepath.Join(a.cfg.DataDir, "sandboxes")
-	pc.LogDir = filepath.Join(a.cfg.DataDir, "logs")
+	pc.LogDir = a.logDir()
+	if pc.LogGate, err = runtime.NewLogGate(pc.LogDir, a.cfg.Worker.Logs); err != nil {
+		return fmt.Errorf("node: function logs: %w", err)
+	}
 	pc.Code = a.code
 	pc.Logger = a.cfg.Logger
 	if a.cfg.Worker.MemoryBudgetMB > 0 {
@@ -61,6 +61,7 @@ func (a *Agent) initAPI() error {
 	if a.cfg.Worker.IdleTimeout > 0 {
 		pc.IdleTimeout = a.cfg.Worker.IdleTimeout
 	}
+	pc.CPUMode, pc.CPUFloorMB = a.cfg.Worker.CPUMode, a.cfg.Worker.CPUFloorMB
 	if a.cfg.Worker.InsecureNoSandbox {
 		pc.Isolation = runtime.IsolationNone
 		a.log.Warn("SANDBOXING IS DISABLED (--insecure-no-sandbox): function code runs as plain processes with the agent's privileges")
@@ -68,6 +69,10 @@ func (a *Agent) initAPI() error {
 	a.pool, err = runtime.NewPool(pc)
 	if err != nil {
 		return fmt.Errorf("node: sandbox pool: %w", err)
+	}
+	if a.cfg.Worker.Logs.Retention > 0 {
+		a.wg.Add(1)
+		go a.sweepLogs(pc.LogGate)
 	}
 
 	var auth lambdaapi.Authenticator
@@ -109,7 +114,11 @@ func (a *Agent) initAPI() error {
 	if err != nil {
 		return err
 	}
-	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+	metricsHandler, err := a.metricsHandler()
+	if err != nil {
+		return err
+	}
+	a.mux.Handle("GET /metrics", metricsHandler)
 	a.mux.Handle("/", a.api)
 	a.async.Start()
 	a.code.start()

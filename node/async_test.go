@@ -209,13 +209,15 @@ func TestAsyncDeadLetterRedriveAndDestination(t *testing.T) {
 	})
 
 	metrics := scrape(t, a)
+	_, creds := adminClient(t, a)
+	acct := `account="` + creds.AccountID + `",`
 	for series, want := range map[string]string{
-		`stoke_async_events_accepted_total{function="always-fails"}`:                         "1",
-		`stoke_async_retries_total{function="always-fails",reason="function_error"}`:         "2",
-		`stoke_async_events_dead_lettered_total{function="always-fails",target="stoke-dlq"}`: "1",
-		`stoke_async_events_dead_lettered_total{function="always-fails",target="function"}`:  "1",
-		`stoke_async_events_delivered_total{function="always-fails"}`:                        "1",
-		`stoke_async_events_accepted_total{function="on-failure"}`:                           "1",
+		`stoke_async_events_accepted_total{` + acct + `function="always-fails"}`:                         "1",
+		`stoke_async_retries_total{` + acct + `function="always-fails",reason="function_error"}`:         "2",
+		`stoke_async_events_dead_lettered_total{` + acct + `function="always-fails",target="stoke-dlq"}`: "1",
+		`stoke_async_events_dead_lettered_total{` + acct + `function="always-fails",target="function"}`:  "1",
+		`stoke_async_events_delivered_total{` + acct + `function="always-fails"}`:                        "1",
+		`stoke_async_events_accepted_total{` + acct + `function="on-failure"}`:                           "1",
 	} {
 		if got := metrics[series]; got != want {
 			t.Errorf("%s = %q, want %s", series, got, want)

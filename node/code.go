@@ -169,12 +169,19 @@ func (c *codeStore) Put(ctx context.Context, accountID, function string, zip []b
 		if errors.As(err, &ce) {
 			return lambdaapi.CodeInfo{}, fmt.Errorf("%w: %s", lambdaapi.ErrInvalidCode, ce.Message)
 		}
-		return lambdaapi.CodeInfo{}, err
+		if ctx.Err() != nil {
+			return lambdaapi.CodeInfo{}, ctx.Err()
+		}
+		// A failure of this node's store (a full disk, say): its text names
+		// host paths, so the tenant gets the step and the log the cause.
+		m.log.Warn("upload refused: the package could not be stored", "blob", id, "function", function, "err", err)
+		return lambdaapi.CodeInfo{}, &lambdaapi.Error{Status: http.StatusInternalServerError, Type: "ServiceException",
+			Message: "The code package could not be stored on this node; nothing was changed. Retry the request."}
 	}
 	if err := m.replicate(ctx, man, codePlacementKey(accountID, function), !existed); err != nil {
 		m.log.Warn("upload refused: the package could not be replicated", "blob", id, "function", function, "err", err)
 		return lambdaapi.CodeInfo{}, &lambdaapi.Error{Status: http.StatusInternalServerError, Type: "ServiceException",
-			Message: "The code package could not be stored durably on enough nodes; nothing was changed. Retry the request. (" + err.Error() + ")"}
+			Message: "The code package could not be stored durably on enough nodes; nothing was changed. Retry the request."}
 	}
 	return lambdaapi.CodeInfo{BlobID: man.ZipSHA256Hex, CodeSha256: man.CodeSha256, Size: man.ZipSize, UnpackedSize: man.UnpackedSize}, nil
 }
@@ -186,6 +193,11 @@ func (c *codeStore) OpenZip(ctx context.Context, blobID string) (io.ReadCloser, 
 	rc, size, err := c.m.openZip(ctx, blobID)
 	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, errNoSource) || errors.Is(err, os.ErrNotExist) {
 		return nil, 0, &lambdaapi.Error{Status: http.StatusNotFound, Type: "ResourceNotFoundException", Message: "Code package not found in the cluster"}
+	}
+	if err != nil && ctx.Err() == nil {
+		c.m.log.Warn("serving a code package failed", "blob", blobID, "err", err)
+		return nil, 0, &lambdaapi.Error{Status: http.StatusInternalServerError, Type: "ServiceException",
+			Message: "The code package could not be read right now. Retry the request."}
 	}
 	return rc, size, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stokehq/stoke/node/async"
 	"github.com/stokehq/stoke/node/httpguard"
 	"github.com/stokehq/stoke/node/lambdaapi"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // Config configures one Stoke agent. Every field has a default in
@@ -47,6 +48,14 @@ type Config struct {
 	// CredentialsFile receives the first admin access key in AWS CLI
 	// credentials format (0600). Default: DataDir/credentials.
 	CredentialsFile string
+	// MetricsTokenFile receives the bearer token /metrics requires (0600;
+	// the same token on every node of a cluster). Default:
+	// DataDir/metrics-token.
+	MetricsTokenFile string
+	// MetricsOpen serves /metrics without a token (Dev does too). Only for
+	// a scrape network no tenant can reach: /metrics names every tenant's
+	// functions.
+	MetricsOpen bool
 	// Raft timing; zero values take cluster.DefaultRaftConfig's.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
@@ -102,6 +111,7 @@ func DefaultConfig() Config {
 		Async:           async.DefaultConfig(),
 		Code:            DefaultCodeConfig(),
 		Routing:         DefaultRoutingConfig(),
+		Worker:          WorkerConfig{Logs: runtime.DefaultLogLimits(), CPUFloorMB: runtime.DefaultPoolConfig().CPUFloorMB},
 		Logger:          slog.Default(),
 
 		MaxBufferedRequestBytes: lambdaapi.DefaultMaxBufferedBodyBytes,
@@ -142,6 +152,9 @@ func (c *Config) Validate() error {
 	if err := c.Code.Validate(); err != nil {
 		return err
 	}
+	if err := c.Worker.Logs.Validate(); err != nil {
+		return fmt.Errorf("node: function %w", err)
+	}
 	return c.Cluster.validate(c.Dev)
 }
 
@@ -159,6 +172,13 @@ func (c *Config) credentialsFile() string {
 	return filepath.Join(c.DataDir, "credentials")
 }
 
+func (c *Config) metricsTokenFile() string {
+	if c.MetricsTokenFile != "" {
+		return c.MetricsTokenFile
+	}
+	return filepath.Join(c.DataDir, "metrics-token")
+}
+
 // WorkerConfig configures the node's worker: its sandbox pool.
 type WorkerConfig struct {
 	// InsecureNoSandbox runs function code as plain processes, without
@@ -170,4 +190,14 @@ type WorkerConfig struct {
 	MemoryBudgetMB int
 	// IdleTimeout is how long an idle sandbox stays warm (0: default).
 	IdleTimeout time.Duration
+	// CPUMode shares the CPU between sandboxes by weight (work-conserving,
+	// the default) or caps each at its memory's share of a vCPU (quota).
+	CPUMode runtime.CPUMode
+	// CPUFloorMB is the least CPU weight of a sandbox in weight mode, in
+	// memory terms (runtime.PoolConfig.CPUFloorMB); 0 is no floor.
+	CPUFloorMB int
+	// Logs bound the function logs the node writes under DATA_DIR/logs
+	// (bytes per function and per account per window, a free-space floor)
+	// and how long they are kept; docs/runtime.md#log-limits.
+	Logs runtime.LogLimits
 }

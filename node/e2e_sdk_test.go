@@ -305,17 +305,24 @@ func isErr[T error](err error) bool {
 }
 
 // TestMetricsCountInvocations checks /metrics reflects what happened:
-// successes, function errors, throttles with their reason, cold starts.
+// successes, function errors, throttles with their reason, cold starts,
+// each series under its account, so two tenants' functions of one name
+// never share a series.
 func TestMetricsCountInvocations(t *testing.T) {
 	a := startTestAgent(t)
-	c, _ := adminClient(t, a)
-	if _, err := c.CreateFunction(bg, &lambda.CreateFunctionInput{FunctionName: aws.String("m"), Runtime: types.RuntimePython311,
-		Handler: aws.String("app.handler"), Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: pythonZip(t, "m")}}); err != nil {
-		t.Fatal(err)
+	c, creds := adminClient(t, a)
+	other := createTenant(t, a, c, "metrics-other")
+	oc := sdkClient(a, other)
+	for _, cl := range []*lambda.Client{c, oc} {
+		if _, err := cl.CreateFunction(bg, &lambda.CreateFunctionInput{FunctionName: aws.String("m"), Runtime: types.RuntimePython311,
+			Handler: aws.String("app.handler"), Role: aws.String(testRole), Code: &types.FunctionCode{ZipFile: pythonZip(t, "m")}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for range 3 {
 		invokeJSON(t, c, &lambda.InvokeInput{FunctionName: aws.String("m")})
 	}
+	invokeJSON(t, oc, &lambda.InvokeInput{FunctionName: aws.String("m")})
 	c.Invoke(bg, &lambda.InvokeInput{FunctionName: aws.String("m"), Payload: []byte(`{"op":"error"}`)})
 	c.PutFunctionConcurrency(bg, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("m"), ReservedConcurrentExecutions: aws.Int32(0)})
 	c.Invoke(bg, &lambda.InvokeInput{FunctionName: aws.String("m")})
@@ -326,13 +333,16 @@ func TestMetricsCountInvocations(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	me, them := `account="`+creds.AccountID+`",`, `account="`+other.AccountID+`",`
 	for _, want := range []string{
-		`stoke_invocations_total{function="m",outcome="success"} 3`,
-		`stoke_invocations_total{function="m",outcome="function_error"} 1`,
-		`stoke_invocations_total{function="m",outcome="throttled"} 1`,
-		`stoke_throttles_total{function="m",reason="ReservedFunctionConcurrentInvocationLimitExceeded"} 1`,
-		`stoke_cold_starts_total{function="m"} 1`,
-		`stoke_invocation_duration_seconds_count{function="m"} 4`,
+		`stoke_invocations_total{` + me + `function="m",outcome="success"} 3`,
+		`stoke_invocations_total{` + me + `function="m",outcome="function_error"} 1`,
+		`stoke_invocations_total{` + me + `function="m",outcome="throttled"} 1`,
+		`stoke_throttles_total{` + me + `function="m",reason="ReservedFunctionConcurrentInvocationLimitExceeded"} 1`,
+		`stoke_cold_starts_total{` + me + `function="m"} 1`,
+		`stoke_invocation_duration_seconds_count{` + me + `function="m"} 4`,
+		`stoke_invocations_total{` + them + `function="m",outcome="success"} 1`,
+		`stoke_cold_starts_total{` + them + `function="m"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

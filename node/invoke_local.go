@@ -42,7 +42,7 @@ func (l *localInvoker) run(ctx context.Context, req *lambdaapi.InvokeRequest, mo
 	defer done()
 	spec, err := l.spec(req)
 	if err != nil {
-		return nil, refusal{}, err
+		return nil, refusal{}, l.platformError(err, req)
 	}
 	l.inflight.Add(1)
 	defer l.inflight.Add(-1)
@@ -59,10 +59,14 @@ func (l *localInvoker) run(ctx context.Context, req *lambdaapi.InvokeRequest, mo
 		return nil, refuse(rpcpb.RefusalReason_REFUSAL_REASON_NO_WARM_SANDBOX, "no idle sandbox of the version on "+l.nodeID), nil
 	case errors.Is(err, runtime.ErrSaturated):
 		return nil, refuse(rpcpb.RefusalReason_REFUSAL_REASON_SATURATED, "no idle sandbox and no memory for a new one on "+l.nodeID), nil
+	case errors.Is(err, runtime.ErrColdStartsBusy) && mode != rpcpb.InvokeMode_INVOKE_MODE_QUEUE:
+		return nil, refuse(rpcpb.RefusalReason_REFUSAL_REASON_SATURATED, "no idle sandbox and every Init slot busy on "+l.nodeID), nil
 	case errors.Is(err, runtime.ErrClosed):
 		return nil, refuse(rpcpb.RefusalReason_REFUSAL_REASON_DRAINING, "node "+l.nodeID+" is shutting down"), nil
+	case err != nil && ctx.Err() != nil:
+		return nil, refusal{}, ctx.Err()
 	case err != nil:
-		return nil, refusal{}, poolError(err)
+		return nil, refusal{}, l.platformError(err, req)
 	}
 	return &lambdaapi.InvokeResult{
 		Payload:       res.Payload,

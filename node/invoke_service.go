@@ -109,7 +109,7 @@ func (s *invokeService) serve(ctx context.Context, start *rpcpb.InvokeStart, sen
 		if !errors.As(err, &apiErr) {
 			s.r.log.Warn("forwarded invocation failed", "request", req.RequestID, "function", req.FunctionName, "err", err)
 			apiErr = &lambdaapi.Error{Status: http.StatusInternalServerError, Type: "ServiceException",
-				Message: fmt.Sprintf("The invocation failed on node %s: %v", s.r.self, err)}
+				Message: fmt.Sprintf("The invocation failed on node %s. Retry the request (request %s).", s.r.self, req.RequestID)}
 		}
 		return send(&rpcpb.InvokeReply{Reply: &rpcpb.InvokeReply_Error{Error: &rpcpb.InvokeError{
 			Status: int32(apiErr.Status), Type: apiErr.Type, Message: apiErr.Message, Reason: apiErr.Reason, RetryAfter: int32(apiErr.RetryAfter),

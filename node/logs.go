@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node/lambdaapi"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // Function logs live on the node whose sandbox wrote them (runtime's layout:
@@ -50,6 +51,32 @@ type logQuery struct {
 
 func (a *Agent) logDir() string { return filepath.Join(a.cfg.DataDir, "logs") }
 
+// logSweepEvery is how often the agent deletes function log streams past
+// their retention: retention is kept to within the hour.
+const logSweepEvery = time.Hour
+
+// sweepLogs deletes expired function log streams at once and then every
+// logSweepEvery, until the agent stops.
+func (a *Agent) sweepLogs(gate *runtime.LogGate) {
+	defer a.wg.Done()
+	t := time.NewTicker(logSweepEvery)
+	defer t.Stop()
+	for {
+		n, err := gate.Sweep(time.Now())
+		if err != nil {
+			a.log.Warn("sweeping expired function logs", "err", err)
+		}
+		if n > 0 {
+			a.log.Info("deleted expired function log streams", "streams", n, "retention", gate.Limits().Retention)
+		}
+		select {
+		case <-a.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // localLogs reads this node's records of a function newer than since, the
 // newest limit of them, oldest first.
 func (a *Agent) localLogs(q logQuery) ([]LogEvent, error) {
@@ -67,7 +94,7 @@ func (a *Agent) localLogs(q logQuery) ([]LogEvent, error) {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, path)
-		return readLogFile(path, filepath.ToSlash(rel), a.nodeID, q.since, &events)
+		return readLogFile(path, filepath.ToSlash(rel), a.nodeID, q.since, q.limit, &events)
 	})
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
@@ -79,7 +106,11 @@ func (a *Agent) localLogs(q logQuery) ([]LogEvent, error) {
 	return events, nil
 }
 
-func readLogFile(path, stream, nodeID string, since time.Time, out *[]LogEvent) error {
+// readLogFile appends the newest limit records of one stream file newer
+// than since to out. A stream's records are in time order, so the newest
+// limit of all streams are among each stream's newest limit: memory stays
+// bounded by limit per stream however large a file has grown.
+func readLogFile(path, stream, nodeID string, since time.Time, limit int, out *[]LogEvent) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil
@@ -88,13 +119,21 @@ func readLogFile(path, stream, nodeID string, since time.Time, out *[]LogEvent) 
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	cutoff := since.UTC().Format(logTimeLayout)
+	var events []LogEvent
 	for sc.Scan() {
 		ts, msg, ok := strings.Cut(sc.Text(), "\t")
 		if !ok || ts < cutoff {
 			continue
 		}
-		*out = append(*out, LogEvent{Timestamp: ts, Stream: stream, Node: nodeID, Message: msg})
+		events = append(events, LogEvent{Timestamp: ts, Stream: stream, Node: nodeID, Message: msg})
+		if len(events) >= 2*limit {
+			events = append(events[:0], events[len(events)-limit:]...)
+		}
 	}
+	if len(events) > limit {
+		events = events[len(events)-limit:]
+	}
+	*out = append(*out, events...)
 	return nil
 }
 

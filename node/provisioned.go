@@ -171,7 +171,8 @@ func (p *provisionedReconciler) pass(ctx context.Context) {
 		}
 		spec, err := p.a.local.spec(req)
 		if err != nil {
-			rep.Error = err.Error()
+			p.log.Warn("provisioned concurrency not allocated", "function", req.FunctionName, "err", err)
+			rep.Error = "The function's environment variables could not be opened on the node."
 			continue
 		}
 		k := want[spec.Key]
@@ -224,13 +225,20 @@ func (p *provisionedReconciler) preferred(ring *placement.Ring, key string) []st
 }
 
 // provisionedReason turns a Prewarm failure into the StatusReason Lambda
-// would give.
+// would give. The tenant reads it, so platform failures are named, never
+// quoted: their text carries host paths (the caller logs the cause).
 func provisionedReason(err error) string {
 	switch {
-	case errors.Is(err, runtime.ErrQueueTimeout), errors.Is(err, runtime.ErrQueueFull), errors.Is(err, runtime.ErrSaturated):
-		return "The node's memory budget cannot hold the provisioned sandboxes: " + err.Error()
+	case errors.Is(err, runtime.ErrQueueTimeout), errors.Is(err, runtime.ErrQueueFull), errors.Is(err, runtime.ErrSaturated),
+		errors.Is(err, runtime.ErrColdStartsBusy):
+		return "The node's memory budget cannot hold the provisioned sandboxes."
+	case errors.Is(err, runtime.ErrInitFailed):
+		// The function's own error payload, as Lambda shows it.
+		return "FUNCTION_ERROR_INIT_FAILURE: " + err.Error()
+	case errors.Is(err, runtime.ErrCode):
+		return "The function's code could not be made available on the node; the platform retries."
 	}
-	return "FUNCTION_ERROR_INIT_FAILURE: " + err.Error()
+	return "The node could not start the provisioned sandboxes; the platform retries."
 }
 
 // report sends reports to the leader (in-process when this node leads).

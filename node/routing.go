@@ -52,7 +52,7 @@ func (a *Agent) initRouting() *router {
 	rc := a.cfg.Routing
 	slack := runSlack()
 	a.ring = newRingView(rc.Placement)
-	a.local = &localInvoker{nodeID: a.nodeID, region: a.cfg.Region, sealer: a.sealer, pool: a.pool, work: a.BeginWork}
+	a.local = &localInvoker{nodeID: a.nodeID, log: a.log, region: a.cfg.Region, sealer: a.sealer, pool: a.pool, work: a.BeginWork}
 	a.health = &nodeHealth{self: a.nodeID, gossip: a.gossip, draining: a.Draining, suspectFor: rc.SuspectFor}
 	a.loads = &loadTracker{self: a.nodeID, gossip: a.gossip, local: func() int { return int(a.local.inflight.Load()) }}
 	a.poolLimits = &viewLimits{meta: a.meta, gossip: a.gossip, slack: slack}

@@ -114,6 +114,64 @@ func benchWarm(b *testing.B, iso Isolation) {
 	b.ReportMetric(float64(percentile(got, 0.99))/float64(percentile(baseProc, 0.99)), "proc-p99-ratio")
 }
 
+// BenchmarkWarmInvokeFrozen: a warm invocation on a sandbox frozen while
+// idle (the default; each sample waits, untimed, until the kernel reports
+// the cgroup frozen, so the thaw starts from a fully frozen sandbox)
+// against one on a sandbox left running (KeepIdleRunning), interleaved in
+// the same run. p50-overhead-µs is what freezing adds to the warm path.
+func BenchmarkWarmInvokeFrozen(b *testing.B) {
+	code := map[string]string{"go": goFunction(b)}
+	frozenPool := benchPool(b, code)
+	runningPool := benchPool(b, code, func(c *PoolConfig) { c.KeepIdleRunning = true })
+	if !frozenPool.freezeIdle {
+		b.Skip("no cgroup freezer on this host")
+	}
+	fn := goSpec("warm-echo")
+	fn.MemoryMB = 1769
+	payload := []byte(`{"op":"echo","value":"hello"}`)
+	ctx := context.Background()
+	timed := func(p *Pool) time.Duration {
+		t0 := time.Now()
+		res, err := p.Invoke(ctx, fn, Invocation{Payload: payload})
+		d := time.Since(t0)
+		if err != nil || res.FunctionError != "" || res.ColdStart {
+			b.Fatalf("invoke: %v %s cold=%v", err, res.Payload, res.ColdStart)
+		}
+		return d
+	}
+	sandboxID := invoke(b, frozenPool, fn, map[string]string{}).SandboxID // cold starts outside the measurement
+	invoke(b, runningPool, fn, map[string]string{})
+	waitFrozen := func() {
+		for {
+			ok, err := frozen(frozenPool, sandboxID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ok {
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	for range 20 {
+		waitFrozen()
+		timed(frozenPool)
+		timed(runningPool)
+	}
+
+	got := make([]time.Duration, 0, b.N)
+	base := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		waitFrozen()
+		got = append(got, timed(frozenPool))
+		base = append(base, timed(runningPool))
+	}
+	b.StopTimer()
+	reportVs(b, got, base)
+	b.ReportMetric(float64((percentile(got, 0.5) - percentile(base, 0.5)).Microseconds()), "p50-overhead-µs")
+}
+
 // echoServerProcess builds and starts testdata/echoserver.
 func echoServerProcess(b *testing.B) (string, func()) {
 	dir := b.TempDir()

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -86,6 +87,16 @@ type PoolConfig struct {
 	// torn down. Sandboxes kept by Prewarm are exempt.
 	IdleTimeout time.Duration
 
+	// KeepIdleRunning leaves idle sandboxes running. By default (false) a
+	// sandbox's cgroup is frozen when it goes idle and thawed when the next
+	// invocation takes it, as on Lambda: a function's background threads
+	// get no CPU between invocations. Freezing needs the cgroup v1 freezer
+	// hierarchy or cgroup v2 on Linux 5.2+; without either, idle sandboxes
+	// keep running and the pool says so at start. It exists for
+	// comparison (BenchmarkWarmInvokeFrozen) and for hosts where freezing
+	// misbehaves.
+	KeepIdleRunning bool
+
 	// MaxQueue bounds the invocations waiting for a sandbox or memory when
 	// the node is full; one more fails at once with ErrQueueFull.
 	MaxQueue int
@@ -93,8 +104,25 @@ type PoolConfig struct {
 	// failing with ErrQueueTimeout.
 	QueueTimeout time.Duration
 
+	// MaxConcurrentInits bounds the cold starts in their Init phase at
+	// once. Inits compete for CPU: unbounded, a burst slows every one of
+	// them until Init timeouts report the platform's overload as the
+	// function's failure. A cold start past the bound waits for a slot
+	// within QueueTimeout of the invocation's arrival (its Init timer
+	// starts with the slot), else fails with ErrColdStartsBusy, a
+	// throttle. 0 means DefaultMaxConcurrentInits().
+	MaxConcurrentInits int
+
 	// CPUMode chooses a soft weight (default) or a hard quota for CPU.
 	CPUMode CPUMode
+	// CPUFloorMB is the floor of a sandbox's CPU weight in CPUWeight mode,
+	// in memory terms: a sandbox weighs as much as a function of
+	// max(MemoryMB, CPUFloorMB). Without a floor a 128 MB function weighs
+	// 1/14 of a 1769 MB one and waits behind busy large neighbours (its
+	// warm p99 went from milliseconds to over a second in
+	// BenchmarkNoisyNeighbour). 0: no floor; the default, 512, keeps CPU
+	// proportional to memory above 512 MB, as on Lambda.
+	CPUFloorMB int
 
 	// StateDir is the node-local scratch directory of this pool (sandbox
 	// mount points, unpacked runtime bootstraps). It is created if missing
@@ -114,9 +142,12 @@ type PoolConfig struct {
 	CgroupParent string
 
 	// HostIDBase is the first host uid/gid of the range sandboxes run as.
-	// With a user namespace, sandbox ids 0..999 map to HostIDBase+0..999;
-	// without one, function code runs directly as host uid HostIDBase+993.
-	// The range must belong to no real user of the host.
+	// With a user namespace, sandbox ids 0..999 map to HostIDBase+0..999,
+	// and each sandbox's namespace is owned by one of the uids
+	// HostIDBase+1000..HostIDBase+1000+65535 (so the kernel's per-user
+	// limits, inotify instances among them, count per sandbox rather than
+	// against host root); without one, function code runs directly as host
+	// uid HostIDBase+993. The range must belong to no real user of the host.
 	HostIDBase uint32
 
 	// ShellPoolSize is how many empty sandbox shells (namespaces, cgroup and
@@ -132,6 +163,12 @@ type PoolConfig struct {
 	// LogCapBytes caps the function output recorded for one invocation
 	// (init output included); the rest is counted and dropped.
 	LogCapBytes int
+
+	// LogGate bounds what all the pool's sandboxes write under LogDir:
+	// bytes per function and per account per window, and a free-space
+	// floor (NewLogGate over LogDir). nil: only LogCapBytes bounds output,
+	// for tests and `stoke local`; an agent always sets one.
+	LogGate *LogGate
 
 	// Code hands the pool unpacked, read-only code trees for FunctionSpec.CodeID
 	// and for each of FunctionSpec.LayerIDs.
@@ -155,6 +192,7 @@ func DefaultPoolConfig() PoolConfig {
 		MaxQueue:       128,
 		QueueTimeout:   5 * time.Second,
 		CPUMode:        CPUWeight,
+		CPUFloorMB:     512,
 		StateDir:       "/var/lib/stoke/runtime",
 		LogDir:         "/var/lib/stoke/logs",
 		Isolation:      IsolationFull,
@@ -182,6 +220,12 @@ func (c PoolConfig) Validate() error {
 	if c.MaxQueue > 0 && c.QueueTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("QueueTimeout is %v; it must be positive when MaxQueue > 0", c.QueueTimeout))
 	}
+	if c.CPUFloorMB < 0 || c.CPUFloorMB > 10240 {
+		errs = append(errs, fmt.Errorf("CPUFloorMB is %d; it must be between 0 and 10240", c.CPUFloorMB))
+	}
+	if c.MaxConcurrentInits < 0 {
+		errs = append(errs, fmt.Errorf("MaxConcurrentInits is %d; it must not be negative", c.MaxConcurrentInits))
+	}
 	if c.CPUMode != CPUWeight && c.CPUMode != CPUQuota {
 		errs = append(errs, fmt.Errorf("CPUMode %v is unknown", c.CPUMode))
 	}
@@ -198,8 +242,8 @@ func (c PoolConfig) Validate() error {
 		if !strings.HasPrefix(c.CgroupParent, "/") || strings.Contains(c.CgroupParent, "..") {
 			errs = append(errs, fmt.Errorf("CgroupParent %q must be an absolute cgroup path without '..'", c.CgroupParent))
 		}
-		if c.HostIDBase == 0 || uint64(c.HostIDBase)+1000 > 1<<32-2 {
-			errs = append(errs, fmt.Errorf("HostIDBase %d must leave room for 1000 ids and not be 0 (root)", c.HostIDBase))
+		if c.HostIDBase == 0 || uint64(c.HostIDBase)+namespaceOwnerOffset+namespaceOwners > 1<<32-2 {
+			errs = append(errs, fmt.Errorf("HostIDBase %d must leave room for %d ids and not be 0 (root)", c.HostIDBase, namespaceOwnerOffset+namespaceOwners))
 		}
 	}
 	if c.ShellPoolSize < 0 || c.ShellPoolSize > 64 {
@@ -218,6 +262,22 @@ func (c PoolConfig) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
 	}
 	return nil
+}
+
+// DefaultMaxConcurrentInits is eight cold starts per CPU, at least eight.
+// An interpreter's Init is mostly CPU (≈30–100 ms of it), so past a few
+// per CPU more at once only makes each slower without finishing a burst
+// sooner; the margin above that keeps Inits that wait on I/O (code
+// fetched from a peer, a large package unpacked) from holding up others.
+func DefaultMaxConcurrentInits() int {
+	return max(8, 8*goruntime.NumCPU())
+}
+
+func (c PoolConfig) maxConcurrentInits() int {
+	if c.MaxConcurrentInits > 0 {
+		return c.MaxConcurrentInits
+	}
+	return DefaultMaxConcurrentInits()
 }
 
 func (c PoolConfig) logger() *slog.Logger {

@@ -20,6 +20,11 @@ var (
 	ErrNoWarmSandbox = errors.New("runtime: no idle warm sandbox")
 	// ErrQueueTimeout: the invocation waited QueueTimeout for a sandbox.
 	ErrQueueTimeout = errors.New("runtime: timed out waiting for a sandbox")
+	// ErrColdStartsBusy: the invocation needed a cold start and could not
+	// get one of the node's MaxConcurrentInits slots within QueueTimeout
+	// of its arrival (or MaxQueue cold starts were already waiting). The
+	// platform is overloaded; the function has not run.
+	ErrColdStartsBusy = errors.New("runtime: too many cold starts in progress on this node")
 	// ErrSandboxUnsupported: full isolation is impossible on this machine
 	// (the wrapped message says what is missing).
 	ErrSandboxUnsupported = errors.New("runtime: sandboxes unsupported on this machine")
@@ -33,6 +38,9 @@ var (
 	ErrClosed = errors.New("runtime: pool closed")
 	// ErrCode: the CodeSource could not provide the code or a layer.
 	ErrCode = errors.New("runtime: code unavailable")
+	// ErrInitFailed: Prewarm's sandbox ran the function's Init, which
+	// failed; the wrapped text is the function's error payload.
+	ErrInitFailed = errors.New("init failed")
 	// ErrSandboxStart: the platform failed to create a sandbox (not the
 	// function's fault: a mount, cgroup or exec step failed).
 	ErrSandboxStart = errors.New("runtime: sandbox start failed")

@@ -134,7 +134,7 @@ func (w testWriter) Write(b []byte) (int, error) {
 // assertNoCgroups checks the pool's cgroup subtree is gone.
 func assertNoCgroups(t testing.TB, sub string) {
 	t.Helper()
-	for _, c := range []string{"memory", "cpu", "pids"} {
+	for _, c := range []string{"memory", "cpu", "pids", "freezer"} {
 		p := filepath.Join(cgroupRoot, c, sub)
 		if _, err := os.Stat(p); err == nil {
 			ents, _ := os.ReadDir(p)

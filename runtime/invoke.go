@@ -24,7 +24,7 @@ const logFlushLimit = 100 * time.Millisecond
 // allows (evicting idle sandboxes if needed), else after waiting in the
 // queue. Function failures are returned as a Result with FunctionError set;
 // errors are the platform's: ErrSaturated, ErrNoWarmSandbox (WarmOnly),
-// ErrQueueFull, ErrQueueTimeout, ErrClosed, ErrUnsupportedRuntime,
+// ErrQueueFull, ErrQueueTimeout, ErrColdStartsBusy, ErrClosed, ErrUnsupportedRuntime,
 // ErrInvalidFunction, ErrCode, ErrSandboxStart, or ctx's error.
 //
 // If ctx ends while the function runs, Invoke returns ctx.Err() at once;
@@ -39,6 +39,13 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	}
 	if inv.InvokedFunctionARN == "" {
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
+	}
+	p.retireSuperseded(fn)
+	// A cold start must begin its Init by then: the queue's bound holds
+	// from arrival, whatever the wait was for (memory or an Init slot).
+	startBy := time.Now()
+	if !inv.NoQueue {
+		startBy = startBy.Add(p.cfg.QueueTimeout)
 	}
 	var l lease
 	if inv.WarmOnly {
@@ -57,7 +64,7 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		r, err := p.run(fn, def, inv, l)
+		r, err := p.run(fn, def, inv, l, startBy)
 		ch <- ret{r, err}
 	}()
 	select {
@@ -77,6 +84,7 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 	if err != nil {
 		return err
 	}
+	p.retireSuperseded(fn)
 	p.mu.Lock()
 	ks := p.keyLocked(fn.Key)
 	ks.prewarm = n
@@ -98,12 +106,12 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 		if err != nil {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
 		}
-		sb, failed, err := p.coldStart(fn, def, nil, l.memMB, "provisioned-concurrency")
+		sb, failed, err := p.coldStart(fn, def, nil, l.memMB, "provisioned-concurrency", time.Time{})
 		if err != nil {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
 		}
 		if failed != nil {
-			return fmt.Errorf("prewarm %s: init failed: %s", fn.FunctionName, failed.Payload)
+			return fmt.Errorf("prewarm %s: %w: %s", fn.FunctionName, ErrInitFailed, failed.Payload)
 		}
 		p.mu.Lock()
 		sb.prewarmed = true // a pool field: guarded by p.mu like the others
@@ -113,14 +121,21 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 	return nil
 }
 
-// run executes an invocation under a lease.
-func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease) (Result, error) {
+// run executes an invocation under a lease; a cold start must get its Init
+// slot by startBy.
+func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease, startBy time.Time) (Result, error) {
 	sb := l.sb
 	cold := sb == nil
+	if !cold && p.freezeIdle {
+		if err := sb.thaw(); err != nil {
+			p.discard(sb)
+			return Result{}, fmt.Errorf("%w: thaw an idle sandbox: %w", ErrSandboxStart, err)
+		}
+	}
 	if cold {
 		var failed *Result
 		var err error
-		sb, failed, err = p.coldStart(fn, def, &inv, l.memMB, "on-demand")
+		sb, failed, err = p.coldStart(fn, def, &inv, l.memMB, "on-demand", startBy)
 		if err != nil {
 			return Result{}, err
 		}
@@ -135,8 +150,15 @@ func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease) (Re
 // reserved. It returns the sandbox (state busy, registered in the pool), or
 // a failed Result when the function's Init failed (the sandbox is gone and
 // inv, if any, is answered), or a platform error. The reservation is
-// consumed either way.
-func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem int, initType string) (*sandbox, *Result, error) {
+// consumed either way. The Init runs in one of the pool's Init slots,
+// taken by startBy (zero: whenever one frees), and its timer starts then.
+func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem int, initType string, startBy time.Time) (*sandbox, *Result, error) {
+	free, err := p.takeInitSlot(startBy)
+	if err != nil {
+		p.releaseLease(lease{memMB: mem})
+		return nil, nil, err
+	}
+	defer free()
 	start := time.Now()
 	sb := &sandbox{
 		fn: fn, created: start,
@@ -256,6 +278,45 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 	return nil, res, nil
 }
 
+// takeInitSlot waits until a cold start may begin its Init phase, until
+// startBy at most (zero: until a slot frees or the pool closes), and
+// returns the func that frees the slot. Past MaxQueue cold starts already
+// waiting, it fails at once.
+func (p *Pool) takeInitSlot(startBy time.Time) (free func(), err error) {
+	free = func() { <-p.initSlots }
+	select {
+	case p.initSlots <- struct{}{}:
+		return free, nil
+	default:
+	}
+	busy := func(why string) error {
+		return fmt.Errorf("%w (%d initialising, the most at once; %s)", ErrColdStartsBusy, cap(p.initSlots), why)
+	}
+	var timeout <-chan time.Time
+	if !startBy.IsZero() {
+		wait := time.Until(startBy)
+		if wait <= 0 {
+			return nil, busy("the invocation could not wait")
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	if p.initWaiting.Add(1) > int64(p.cfg.MaxQueue) {
+		p.initWaiting.Add(-1)
+		return nil, busy(fmt.Sprintf("%d cold starts already waiting", p.cfg.MaxQueue))
+	}
+	defer p.initWaiting.Add(-1)
+	select {
+	case p.initSlots <- struct{}{}:
+		return free, nil
+	case <-timeout:
+		return nil, busy(fmt.Sprintf("none freed within %v of the invocation's arrival", p.cfg.QueueTimeout))
+	case <-p.stop:
+		return nil, ErrClosed
+	}
+}
+
 // startIsolated takes a shell and turns it into sb.
 func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerDirs []string, initType string) error {
 	sh, err := p.shells.get()
@@ -263,15 +324,14 @@ func (p *Pool) startIsolated(sb *sandbox, def runtimeDef, codeDir string, layerD
 		return fmt.Errorf("%w: %w", ErrSandboxStart, err)
 	}
 	sb.id = sh.id
-	sb.proc, sb.cg, sb.ln = sh.proc, sh.cg, sh.ln
+	sb.proc, sb.cg, sb.ln, sb.owner = sh.proc, sh.cg, sh.ln, sh.owner
 	sb.api = RuntimeAPIAddr
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
-	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, sh.out); err != nil {
-		sh.discard()
-		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
+	if sb.logs, err = openLogStream(path, name, sb.fn, p.cfg.LogCapBytes, p.cfg.LogGate, sh.out); err != nil {
+		p.logStreamFailed(sb, err)
 	}
 	sh.out = nil // owned by the log stream now
-	if err := sb.cg.setLimits(sb.fn.MemoryMB, p.cfg.CPUMode); err != nil {
+	if err := sb.cg.setLimits(sb.fn.MemoryMB, max(sb.fn.MemoryMB, p.cfg.CPUFloorMB), p.cfg.CPUMode); err != nil {
 		sh.discard()
 		return fmt.Errorf("%w: cgroup limits: %w", ErrSandboxStart, err)
 	}
@@ -344,9 +404,8 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 	}
 	defer outW.Close()
 	path, name := logStreamPath(p.cfg.LogDir, sb.fn, sb.id, sb.created)
-	if sb.logs, err = openLogStream(path, name, p.cfg.LogCapBytes, outR); err != nil {
-		outR.Close()
-		return fmt.Errorf("%w: log stream: %w", ErrSandboxStart, err)
+	if sb.logs, err = openLogStream(path, name, sb.fn, p.cfg.LogCapBytes, p.cfg.LogGate, outR); err != nil {
+		p.logStreamFailed(sb, err)
 	}
 	optDir := "/opt"
 	if len(layerDirs) > 0 {
@@ -358,13 +417,15 @@ func (p *Pool) startPlain(sb *sandbox, def runtimeDef, codeDir string, layerDirs
 		return plainFailed(sb, fmt.Errorf("%w: no bootstrap found (looked for %s)", errFunctionStart, strings.Join(candidates, ", ")))
 	}
 	cmd := &exec.Cmd{
-		Path:        argv0,
-		Args:        append([]string{argv0}, args...),
-		Env:         lambdaEnv(sb.fn, def, name, sb.api, codeDir, p.assetsDir, initType),
-		Dir:         codeDir,
-		Stdout:      outW,
-		Stderr:      outW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		Path:   argv0,
+		Args:   append([]string{argv0}, args...),
+		Env:    lambdaEnv(sb.fn, def, name, sb.api, codeDir, p.assetsDir, initType),
+		Dir:    codeDir,
+		Stdout: outW,
+		Stderr: outW,
+		// A session of its own (which also makes it a process group
+		// leader, killed as a group): no controlling terminal to type into.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	p.rapi.serve(sb, ln)
 	if err := cmd.Start(); err != nil {

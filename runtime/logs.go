@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -45,6 +47,10 @@ type logStream struct {
 	name     string
 	capBytes int
 	pipe     *os.File
+	// gate bounds the output of the function across streams (nil: no
+	// bound but capBytes); account and function are what it counts by.
+	gate              *LogGate
+	account, function string
 
 	mu   sync.Mutex
 	file *os.File
@@ -52,6 +58,12 @@ type logStream struct {
 	// one quiet invocation (START, END, REPORT) cost one write(2).
 	pending []byte
 	cur     *capture
+	// markedWindow is the gate's window in which this stream last wrote a
+	// drop marker: one per window.
+	markedWindow int64
+	// diskDropped counts the bytes of records dropped because the gate
+	// found the disk full, told in a marker once there is room again.
+	diskDropped int64
 	// flushers wait until the reader has consumed a given byte count.
 	flushers []flushWaiter
 
@@ -72,17 +84,40 @@ type capture struct {
 	tail      []byte
 }
 
-func openLogStream(path, name string, capBytes int, pipe *os.File) (*logStream, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return nil, err
+// openLogStream starts recording fn's output read from pipe into the
+// stream file at path. It always returns a working stream: if the file
+// cannot be opened (a full disk, a directory that cannot be made), the
+// stream still drains the pipe and keeps the invocation's tail, and the
+// error says why nothing reaches the disk. Logs never fail an invocation.
+func openLogStream(path, name string, fn FunctionSpec, capBytes int, gate *LogGate, pipe *os.File) (*logStream, error) {
+	ls := &logStream{name: name, capBytes: capBytes, pipe: pipe, gate: gate, account: fn.AccountID, function: fn.FunctionName,
+		markedWindow: -1, cur: &capture{}, done: make(chan struct{})}
+	f, err := openLogFile(path)
+	if err == nil {
+		ls.file = f
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return nil, err
-	}
-	ls := &logStream{name: name, capBytes: capBytes, pipe: pipe, file: f, cur: &capture{}, done: make(chan struct{})}
 	go ls.readLoop()
-	return ls, nil
+	return ls, err
+}
+
+// openLogFile opens (creating) a stream file and its directories. A retention
+// sweep may remove an empty directory between the two steps; then they are
+// tried once more.
+func openLogFile(path string) (*os.File, error) {
+	var err error
+	for range 2 {
+		if err = os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, err
+		}
+		var f *os.File
+		if f, err = os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	return nil, err
 }
 
 // readLoop runs until every writer of the pipe is gone (the sandbox died).
@@ -193,6 +228,16 @@ func (ls *logStream) functionLine(line []byte) {
 		}
 		return
 	}
+	if ls.gate != nil {
+		if drop, window := ls.gate.admit(ls.account, ls.function, len(line)+1); drop != dropNone {
+			c.dropped += int64(len(line) + 1)
+			if ls.markedWindow != window {
+				ls.markedWindow = window
+				ls.recordLocked(ls.gate.marker(drop))
+			}
+			return
+		}
+	}
 	c.bytes += len(line) + 1
 	ls.recordLocked(string(line))
 }
@@ -216,9 +261,23 @@ func (ls *logStream) endInvocation(lines ...string) {
 	ls.writeLocked()
 }
 
+// writeLocked writes the pending records, unless the gate finds the log
+// disk too full: then they are counted and dropped. A failing write is
+// ignored: the function's log must never fail its invocation, and the
+// node's own state needs the disk more.
 func (ls *logStream) writeLocked() {
 	if ls.file != nil && len(ls.pending) > 0 {
-		_, _ = ls.file.Write(ls.pending)
+		switch {
+		case ls.gate != nil && ls.gate.diskFull():
+			ls.diskDropped += int64(len(ls.pending))
+		case ls.diskDropped > 0:
+			note := time.Now().UTC().AppendFormat(nil, logTimeLayout)
+			note = append(append(append(note, '\t'), ls.gate.diskMarker(ls.diskDropped)...), '\n')
+			ls.diskDropped = 0
+			_, _ = ls.file.Write(append(note, ls.pending...))
+		default:
+			_, _ = ls.file.Write(ls.pending)
+		}
 	}
 	ls.pending = ls.pending[:0]
 	if cap(ls.pending) > 64<<10 {
@@ -313,4 +372,12 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // billedMs rounds up to the next millisecond (Lambda bills per 1 ms).
 func billedMs(d time.Duration) int64 {
 	return int64(math.Ceil(ms(d)))
+}
+
+// logStreamFailed reports a sandbox whose log file could not be opened:
+// the sandbox runs all the same, its output drained and kept for the
+// invocation's tail only.
+func (p *Pool) logStreamFailed(sb *sandbox, err error) {
+	p.cfg.logger().Warn("a sandbox's log file could not be opened; its output is not written to disk",
+		"sandbox", sb.id, "function", sb.fn.FunctionName, "err", err)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,19 +24,32 @@ type Pool struct {
 	log  *slog.Logger
 	name string // this pool's cgroup subtree, derived from StateDir
 
-	cgroups   cgroupManager // nil without isolation
-	shells    *shellPool    // nil without isolation
-	userNS    bool
-	rapi      *rapiServer
-	assetsDir string
-	system    []systemEntry
+	cgroups cgroupManager // nil without isolation
+	shells  *shellPool    // nil without isolation
+	userNS  bool
+	// freezeIdle: idle sandboxes are frozen (isolation, a freezer, and
+	// not KeepIdleRunning).
+	freezeIdle bool
+	rapi       *rapiServer
+	assetsDir  string
+	system     []systemEntry
 
 	mu        sync.Mutex
 	closed    bool
 	sandboxes map[*sandbox]struct{}
 	keys      map[string]*keyState
-	idleLRU   *list.List // of *sandbox; front = most recently used
-	waiters   *list.List // of *waiter, FIFO
+	// currentKey maps a function version (account, name, version) to
+	// the Key of its latest invocation: sandboxes of any other Key of
+	// that version run a superseded configuration or code (see
+	// noteKeyLocked).
+	currentKey map[string]string
+	idleLRU    *list.List // of *sandbox; front = most recently used
+	waiters    *list.List // of *waiter, FIFO
+
+	// initSlots holds one token per cold start in its Init phase
+	// (MaxConcurrentInits); initWaiting counts cold starts waiting for one.
+	initSlots   chan struct{}
+	initWaiting atomic.Int64
 
 	// Totals, written under mu, read lock-free by Stats.
 	nInit, nIdle, nBusy, memUsed, queued atomic.Int64
@@ -76,15 +90,17 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	}
 	sum := sha256.Sum256([]byte(cfg.StateDir))
 	p := &Pool{
-		cfg:       cfg,
-		log:       cfg.logger().With("component", "runtime"),
-		name:      "pool-" + hex.EncodeToString(sum[:])[:12],
-		rapi:      newRAPIServer(),
-		sandboxes: make(map[*sandbox]struct{}),
-		keys:      make(map[string]*keyState),
-		idleLRU:   list.New(),
-		waiters:   list.New(),
-		stop:      make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.logger().With("component", "runtime"),
+		name:       "pool-" + hex.EncodeToString(sum[:])[:12],
+		rapi:       newRAPIServer(),
+		sandboxes:  make(map[*sandbox]struct{}),
+		keys:       make(map[string]*keyState),
+		currentKey: make(map[string]string),
+		idleLRU:    list.New(),
+		waiters:    list.New(),
+		initSlots:  make(chan struct{}, cfg.maxConcurrentInits()),
+		stop:       make(chan struct{}),
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("runtime: state dir: %w", err)
@@ -126,7 +142,8 @@ func (p *Pool) initIsolation() error {
 
 	// Probe: make one shell now, so an impossible setup fails at start
 	// with a reason rather than at the first invocation.
-	sc := spawnConfig{cgroups: p.cgroups, hostIDBase: p.cfg.HostIDBase, system: p.system, timeout: p.cfg.InitTimeout}
+	sc := spawnConfig{cgroups: p.cgroups, hostIDBase: p.cfg.HostIDBase, owners: newOwnerIDs(p.cfg.HostIDBase),
+		system: p.system, timeout: p.cfg.InitTimeout}
 	sh, errNS := newShell(sc, true)
 	p.userNS = errNS == nil
 	if errNS != nil {
@@ -143,8 +160,13 @@ func (p *Pool) initIsolation() error {
 	default:
 		sh.discard()
 	}
+	p.freezeIdle = !p.cfg.KeepIdleRunning && p.cgroups.canFreeze()
+	if !p.cfg.KeepIdleRunning && !p.freezeIdle {
+		p.log.Warn("no cgroup freezer: idle sandboxes keep running until they are torn down")
+	}
 	p.log.Info("sandbox pool ready", "cgroup_version", p.cgroups.version(), "cgroup", p.cfg.CgroupParent+"/"+p.name,
-		"user_namespace", p.userNS, "cpu_mode", p.cfg.CPUMode, "memory_budget_mb", p.cfg.MemoryBudgetMB)
+		"user_namespace", p.userNS, "cpu_mode", p.cfg.CPUMode, "memory_budget_mb", p.cfg.MemoryBudgetMB,
+		"freeze_idle", p.freezeIdle)
 	return nil
 }
 
@@ -167,6 +189,7 @@ func (p *Pool) Stats() Stats {
 		MemoryUsedMB:   int(p.memUsed.Load()),
 		MemoryBudgetMB: p.cfg.MemoryBudgetMB,
 		Queued:         int(p.queued.Load()),
+		InitQueued:     int(p.initWaiting.Load()),
 		Isolation:      p.cfg.Isolation,
 	}
 	if p.shells != nil {
@@ -343,6 +366,66 @@ func (p *Pool) removeLocked(sb *sandbox) bool {
 	return true
 }
 
+// functionVersion identifies a function version across its Keys.
+func functionVersion(fn FunctionSpec) string {
+	return fn.AccountID + "/" + fn.FunctionName + "/" + fn.version()
+}
+
+// supersededLocked says whether sb runs a configuration or code its
+// function version has since replaced.
+func (p *Pool) supersededLocked(sb *sandbox) bool {
+	cur, ok := p.currentKey[functionVersion(sb.fn)]
+	return ok && cur != sb.fn.Key
+}
+
+// noteKeyLocked records fn.Key as its version's current Key. If that
+// replaces another Key (UpdateFunctionConfiguration or UpdateFunctionCode
+// changed the revision in it), the old Key's sandboxes are retired at once
+// instead of idling for the keep-alive with their memory reserved: the
+// idle ones are removed and returned for teardown, busy ones are discarded
+// when they return (returnSandbox), and its provisioned concurrency ends.
+// The pool cannot order Keys, so a late request carrying the old Key (from
+// a node whose replica lags) retires the new one in turn; that costs cold
+// starts, never a wrong answer.
+func (p *Pool) noteKeyLocked(fn FunctionSpec) []*sandbox {
+	v := functionVersion(fn)
+	old, ok := p.currentKey[v]
+	p.currentKey[v] = fn.Key
+	if !ok || old == fn.Key {
+		return nil
+	}
+	ks := p.keys[old]
+	if ks == nil {
+		return nil
+	}
+	ks.prewarm = 0
+	retired := slices.Clone(ks.idleStack)
+	for _, sb := range retired {
+		p.removeLocked(sb)
+	}
+	p.dropKeyIfEmptyLocked(old)
+	return retired
+}
+
+// retireSuperseded notes fn.Key (noteKeyLocked) and tears down what it
+// supersedes; the memory freed goes to the queue.
+func (p *Pool) retireSuperseded(fn FunctionSpec) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	retired := p.noteKeyLocked(fn)
+	if len(retired) > 0 {
+		retired = append(retired, p.serveQueueLocked()...)
+	}
+	p.mu.Unlock()
+	for _, sb := range retired {
+		p.log.Info("retiring a sandbox of a superseded configuration or code", "sandbox", sb.id, "function", sb.fn.FunctionName, "key", sb.fn.Key)
+	}
+	p.destroyAsync(retired)
+}
+
 // serveQueueLocked grants waiting invocations whatever has become
 // available, in arrival order.
 func (p *Pool) serveQueueLocked() []*sandbox {
@@ -442,7 +525,10 @@ func (p *Pool) releaseLease(l lease) {
 }
 
 // returnSandbox puts a sandbox that finished an invocation back to idle,
-// or discards it if its process has died meanwhile.
+// to be frozen once its runtime waits on /next (freezeIdle), or discards
+// it if its process has died meanwhile. The freeze is asked for before the
+// sandbox is idle, while no one else can take it: its next invocation
+// thaws it (run) only after taking it from idle.
 func (p *Pool) returnSandbox(sb *sandbox) {
 	select {
 	case <-sb.exited():
@@ -450,8 +536,15 @@ func (p *Pool) returnSandbox(sb *sandbox) {
 		return
 	default:
 	}
+	if p.freezeIdle {
+		if err := sb.freezeWhenWaiting(); err != nil {
+			p.log.Warn("freezing an idle sandbox failed; discarding it", "sandbox", sb.id, "err", err)
+			p.discard(sb)
+			return
+		}
+	}
 	p.mu.Lock()
-	if sb.removed || p.closed {
+	if sb.removed || p.closed || p.supersededLocked(sb) {
 		p.mu.Unlock()
 		p.discard(sb)
 		return
@@ -520,6 +613,17 @@ func (p *Pool) reapIdle() {
 				expired = append(expired, sb)
 			}
 			e = prev
+		}
+		// Forget the current Key of versions with no sandbox left (none
+		// can be superseded; a cold start in flight registers later).
+		live := make(map[string]bool, len(p.sandboxes))
+		for sb := range p.sandboxes {
+			live[functionVersion(sb.fn)] = true
+		}
+		for v := range p.currentKey {
+			if !live[v] {
+				delete(p.currentKey, v)
+			}
 		}
 		evicted := p.serveQueueLocked()
 		p.mu.Unlock()

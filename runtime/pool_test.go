@@ -418,3 +418,37 @@ func sandboxGone(p *Pool, id string, pids []int) error {
 	}
 	return nil
 }
+
+// TestSupersededSandboxesRetireAtOnce: once an invocation carries a new Key
+// for the same function version (its configuration or code changed), the
+// old Key's idle sandbox is torn down at once and its busy one when its
+// invocation ends, instead of idling for the keep-alive.
+func TestSupersededSandboxesRetireAtOnce(t *testing.T) {
+	p := newTestPool(t, map[string]string{"go": goFunction(t)})
+	old := goSpec("updated")
+	slow := startSlow(t, p, old, 5000)                         // sandbox 1: busy
+	idle := invoke(t, p, old, map[string]string{"op": "echo"}) // sandbox 2: idle
+	idlePids := sandboxProcs(t, p, idle.SandboxID)
+
+	updated := old
+	updated.Key = "updated#2"
+	updated.Environment = map[string]string{"REVISION": "2"}
+	if got := decode[map[string]string](t, invoke(t, p, updated, map[string]string{"op": "echo", "value": "new"})); got["value"] != "new" {
+		t.Fatalf("updated function: %v", got)
+	}
+	if n := p.Stats().ByKey[old.Key]; n.Idle != 0 {
+		t.Errorf("after the update the old configuration still has %d idle sandboxes", n.Idle)
+	}
+	waitFor(t, 10*time.Second, func() error { return sandboxGone(p, idle.SandboxID, idlePids) })
+
+	if res := <-slow; res.FunctionError != "" {
+		t.Fatalf("the invocation running during the update: %s", res.Payload)
+	}
+	s := p.Stats()
+	if n := s.ByKey[old.Key]; n.Idle+n.Busy+n.Initializing != 0 {
+		t.Errorf("the old configuration's sandbox outlived its invocation: %+v", n)
+	}
+	if n := s.ByKey[updated.Key]; n.Idle != 1 || s.MemoryUsedMB != updated.MemoryMB {
+		t.Errorf("after the update: %+v, memory used %d MB; want one idle sandbox of the new configuration and its %d MB only", n, s.MemoryUsedMB, updated.MemoryMB)
+	}
+}

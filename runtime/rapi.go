@@ -152,6 +152,9 @@ func handleNext(w http.ResponseWriter, r *http.Request, sb *sandbox) {
 		close(sb.initDone)
 	}
 	sb.mu.Unlock()
+	// An idle sandbox is frozen here, parked on /next (see
+	// freezeWhenWaiting). A failure leaves it running; it is still usable.
+	_ = sb.nextArrived()
 
 	var inv *invocation
 	select {

@@ -22,6 +22,7 @@ type sandbox struct {
 	fn    FunctionSpec
 	proc  *sandboxProcess
 	cg    sandboxCgroup // nil without isolation
+	owner *nsOwner      // owner of its user namespace; nil without one
 	ln    net.Listener
 	logs  *logStream
 	api   string // AWS_LAMBDA_RUNTIME_API value
@@ -51,6 +52,81 @@ type sandbox struct {
 	gone       chan struct{} // closed when teardown starts
 	goneOnce   sync.Once
 	destroyed  chan struct{} // closed when teardown has finished
+
+	// freeze state, under freezeMu (see freezeWhenWaiting)
+	freezeMu   sync.Mutex
+	idleFreeze bool // the pool wants it frozen once the runtime waits on /next
+	frozen     bool
+}
+
+// An idle sandbox is frozen (its cgroup: every process stops) and thawed
+// when an invocation takes it, as on Lambda. It is frozen only once its
+// runtime waits on /next, not as soon as the pool marks it idle: frozen
+// halfway through its loop, the runtime would first have to finish it and
+// ask for the next event after the thaw, adding a round trip to the warm
+// path. So the pool asks (freezeWhenWaiting) and whichever comes second,
+// the ask or /next (nextArrived), freezes; both decide under freezeMu,
+// and /next sets nextWaiting before it calls nextArrived, so one of them
+// sees the other. thaw withdraws the ask. The pool calls freezeWhenWaiting
+// and thaw only while it alone holds the sandbox (busy, on its way to or
+// from idle). Teardown thaws (a frozen task dies only once thawed), after
+// which nothing freezes it again. Without a cgroup (no isolation) none of
+// this happens.
+
+// freezeWhenWaiting asks for the sandbox to be frozen once its runtime
+// waits on /next (now, if it already does).
+func (sb *sandbox) freezeWhenWaiting() error {
+	sb.freezeMu.Lock()
+	defer sb.freezeMu.Unlock()
+	sb.idleFreeze = true
+	sb.mu.Lock()
+	waiting := sb.nextWaiting
+	sb.mu.Unlock()
+	if !waiting {
+		return nil
+	}
+	return sb.freezeLocked()
+}
+
+// nextArrived is called by /next once nextWaiting is set.
+func (sb *sandbox) nextArrived() error {
+	sb.freezeMu.Lock()
+	defer sb.freezeMu.Unlock()
+	if !sb.idleFreeze {
+		return nil
+	}
+	return sb.freezeLocked()
+}
+
+func (sb *sandbox) freezeLocked() error {
+	select {
+	case <-sb.gone:
+		return nil
+	default:
+	}
+	if sb.cg == nil || sb.frozen {
+		return nil
+	}
+	if err := sb.cg.freeze(); err != nil {
+		return err
+	}
+	sb.frozen = true
+	return nil
+}
+
+// thaw withdraws a freeze request and thaws the sandbox if it was frozen.
+func (sb *sandbox) thaw() error {
+	sb.freezeMu.Lock()
+	defer sb.freezeMu.Unlock()
+	sb.idleFreeze = false
+	if !sb.frozen {
+		return nil
+	}
+	if err := sb.cg.thaw(); err != nil {
+		return err
+	}
+	sb.frozen = false
+	return nil
 }
 
 func newSandboxID() string {
@@ -123,6 +199,7 @@ func (sb *sandbox) destroy() {
 		return
 	}
 	defer close(sb.destroyed)
+	_ = sb.thaw()
 	sb.proc.kill()
 	select {
 	case <-sb.proc.exited:
@@ -142,6 +219,7 @@ func (sb *sandbox) destroy() {
 	for _, release := range sb.codes {
 		release()
 	}
+	sb.owner.release()
 }
 
 func (sb *sandbox) String() string {

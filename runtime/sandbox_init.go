@@ -41,10 +41,17 @@ const (
 
 // MaybeRunSandboxInit must be the first statement of main() in every binary
 // that creates sandboxes (cmd/stoke, and TestMain of test packages that start
-// a Pool with full isolation). In a normal run it returns at once; in a
-// process the pool started as a sandbox init it never returns.
+// a Pool with full isolation). In a normal run it marks every descriptor the
+// process inherited above stderr close-on-exec and returns: whatever the
+// agent was started with (a shell's `7</`, a leaked pipe) must not reach
+// the processes it starts. In a process the pool started as a sandbox init
+// it never returns.
 func MaybeRunSandboxInit() {
 	if os.Getenv(initEnvVar) != initEnvValue {
+		// An error leaves the descriptors as they were; the sandbox init
+		// does the same again before exec and fails the sandbox if it
+		// cannot, so nothing is lost by going on.
+		_ = closeOnExecFrom(3)
 		return
 	}
 	goruntime.LockOSThread()
@@ -144,11 +151,46 @@ func sandboxInit() error {
 	if err := os.Chdir("/var/task"); err != nil {
 		return err
 	}
+	// Only stdin, stdout and stderr may reach the function: a descriptor the
+	// agent inherited without close-on-exec would otherwise be open in every
+	// sandbox, and a directory of the host's among them is a way out
+	// through /proc/self/fd (CVE-2024-21626). Close-on-exec rather than
+	// close: the control socket must stay open until the exec succeeds.
+	if err := closeOnExecFrom(3); err != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
 	if err := filters.install(); err != nil {
 		return fmt.Errorf("seccomp: %w", err)
 	}
 	err = syscall.Exec(argv0, append([]string{argv0}, cfg.Args...), cfg.Env)
 	return functionFault{fmt.Errorf("exec %s: %w", argv0, err)}
+}
+
+// closeRangeCloexec is CLOSE_RANGE_CLOEXEC (linux/close_range.h), which
+// x/sys/unix does not define.
+const closeRangeCloexec = 1 << 2
+
+// closeOnExecFrom marks every open descriptor numbered first or above
+// close-on-exec: with one close_range(2) (Linux 5.11), or descriptor by
+// descriptor from /proc/self/fd on older kernels.
+func closeOnExecFrom(first int) error {
+	err := unix.CloseRange(uint(first), ^uint(0), closeRangeCloexec)
+	if err == nil || !(errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL)) {
+		return err
+	}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		// One entry is ReadDir's own descriptor, already closed: EBADF.
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= first {
+			if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && !errors.Is(err, unix.EBADF) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // firstFile returns the first of paths that exists and is not a directory,
@@ -211,7 +253,8 @@ const newRootMount = "/tmp"
 //	/opt              (launch) layers (one: bind; several: overlay), ro
 //	/tmp              (launch) tmpfs of EphemeralStorageMB
 //	/proc             a fresh procfs of the sandbox's pid namespace
-//	/dev              null zero full random urandom tty, fd and std* links
+//	/dev              null zero full random urandom, fd and std* links (no
+//	                  tty: a sandbox has no terminal)
 //
 // Nothing is mounted in the host's namespace, so nothing needs unmounting:
 // the mounts die with the sandbox's mount namespace.
@@ -397,7 +440,9 @@ func buildDev(dev string) error {
 	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,mode=0755"); err != nil {
 		return err
 	}
-	for _, name := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+	// No tty: /dev/tty is whatever terminal controls the opener, and a
+	// function must never reach one (it could type into it with TIOCSTI).
+	for _, name := range []string{"null", "zero", "full", "random", "urandom"} {
 		if _, err := os.Stat("/dev/" + name); err != nil {
 			continue
 		}

@@ -30,14 +30,16 @@ type shell struct {
 	out  *os.File // read end of the sandbox's stdout+stderr pipe
 	cg   sandboxCgroup
 	ln   net.Listener
-	// userNS: ids are mapped through a user namespace.
+	// userNS: ids are mapped through a user namespace, owned by owner.
 	userNS bool
+	owner  *nsOwner
 }
 
 // spawnConfig is what shells need from the pool.
 type spawnConfig struct {
 	cgroups    cgroupManager
 	hostIDBase uint32
+	owners     *ownerIDs // owners of the sandboxes' user namespaces
 	system     []systemEntry
 	timeout    time.Duration // for the init to build its root
 }
@@ -98,10 +100,19 @@ func newShell(sc spawnConfig, userNS bool) (_ *shell, err error) {
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWIPC |
 				syscall.CLONE_NEWUTS | syscall.CLONE_NEWNET,
+			// A session of its own, with no controlling terminal: in the
+			// agent's session, a function could open /dev/tty as the
+			// terminal the agent was started from and type into it.
+			Setsid:    true,
 			Pdeathsig: syscall.SIGKILL,
 		},
 	}
+	start := cmd.Start
 	if userNS {
+		if sh.owner, err = sc.owners.alloc(); err != nil {
+			return nil, err
+		}
+		start = func() error { return startAsOwner(cmd, sh.owner.uid()) }
 		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
 		base := int(sc.hostIDBase)
 		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: base, Size: 1000}}
@@ -110,7 +121,7 @@ func newShell(sc spawnConfig, userNS bool) (_ *shell, err error) {
 		// Become the namespace's root, which is host uid base, not host root.
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	if err := cmd.Start(); err != nil {
+	if err := start(); err != nil {
 		return nil, fmt.Errorf("start sandbox init: %w", err)
 	}
 	sh.proc = startWaiter(cmd, false)
@@ -192,6 +203,7 @@ func (sh *shell) discard() {
 	if sh.out != nil {
 		sh.out.Close()
 	}
+	sh.owner.release()
 }
 
 // errFunctionStart marks a launch failure that is the function's fault

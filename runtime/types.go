@@ -184,6 +184,7 @@ type Stats struct {
 	MemoryUsedMB             int // sum of MemoryMB over live sandboxes
 	MemoryBudgetMB           int
 	Queued                   int // invocations waiting for a sandbox
+	InitQueued               int // cold starts waiting for an Init slot
 	ReadyShells              int // pre-created empty shells
 	Isolation                Isolation
 	// ByKey has one entry per FunctionSpec.Key with live sandboxes.

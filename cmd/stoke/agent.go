@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // runAgent maps flags onto node.Config, starts the agent and runs it until
@@ -27,15 +28,23 @@ func runAgent(args []string) error {
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "form a new single-server cluster if the data dir has no Raft state")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: one node on loopback, bootstrapped, fast timeouts")
 	fs.BoolVar(&cfg.NoAuth, "no-auth", false, "disable SigV4 authentication (local experiments only)")
+	fs.StringVar(&cfg.MetricsTokenFile, "metrics-token-file", "", "file receiving the bearer token /metrics requires (default: DATA_DIR/metrics-token)")
+	fs.BoolVar(&cfg.MetricsOpen, "metrics-open", false, "serve /metrics without a token (--dev does too); it names every tenant's functions")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.String("config", "", "TOML config file with the same settings as the flags (flags win)")
 	fs.BoolVar(&cfg.Worker.InsecureNoSandbox, "insecure-no-sandbox", false, "run functions as plain processes without isolation (machines without root or cgroups; unsafe)")
 	fs.IntVar(&cfg.Worker.MemoryBudgetMB, "memory-budget-mb", 0, "memory all sandboxes on this node may use, in MB (default: derived from the machine)")
 	fs.DurationVar(&cfg.Worker.IdleTimeout, "sandbox-idle-timeout", 0, "how long an idle sandbox stays warm (default: the runtime's)")
+	fs.Func("cpu-mode", "how sandboxes share CPU: weight (work-conserving, default) or quota (each capped at memory/1769 MB vCPUs)", func(s string) (err error) {
+		cfg.Worker.CPUMode, err = runtime.ParseCPUMode(s)
+		return err
+	})
+	fs.IntVar(&cfg.Worker.CPUFloorMB, "cpu-floor-mb", cfg.Worker.CPUFloorMB, "in weight mode, every sandbox weighs at least as much as a function of this many MB (0: none)")
 	registerClusterFlags(fs, &cfg)
 	registerAsyncFlags(fs, &cfg)
 	registerCodeFlags(fs, &cfg)
 	registerHTTPFlags(fs, &cfg)
+	registerLogFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/stokehq/stoke/node"
+	"github.com/stokehq/stoke/runtime"
 )
 
 // registerClusterFlags adds the cluster flags of `stoke agent`.
@@ -94,13 +95,19 @@ type fileConfig struct {
 	CPUs            *int      `toml:"cpus"`
 	LogLevel        *string   `toml:"log_level"`
 
+	MetricsTokenFile *string `toml:"metrics_token_file"`
+	MetricsOpen      *bool   `toml:"metrics_open"`
+
 	InsecureNoSandbox  *bool     `toml:"insecure_no_sandbox"`
 	MemoryBudgetMB     *int      `toml:"memory_budget_mb"`
 	SandboxIdleTimeout *duration `toml:"sandbox_idle_timeout"`
+	CPUMode            *string   `toml:"cpu_mode"`
+	CPUFloorMB         *int      `toml:"cpu_floor_mb"`
 
 	codeFileConfig
 	asyncFileConfig
 	httpFileConfig
+	logFileConfig
 }
 
 // set copies a setting the file gave (from is nil when it did not) onto
@@ -167,11 +174,20 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	setDuration(&cc.DrainTimeout, f.DrainTimeout)
 	set(&cc.MemoryMB, f.MemoryMB)
 	set(&cc.CPUs, f.CPUs)
+	set(&cfg.MetricsTokenFile, f.MetricsTokenFile)
+	set(&cfg.MetricsOpen, f.MetricsOpen)
 	set(&cfg.Worker.InsecureNoSandbox, f.InsecureNoSandbox)
 	set(&cfg.Worker.MemoryBudgetMB, f.MemoryBudgetMB)
 	setDuration(&cfg.Worker.IdleTimeout, f.SandboxIdleTimeout)
+	set(&cfg.Worker.CPUFloorMB, f.CPUFloorMB)
+	if f.CPUMode != nil {
+		if cfg.Worker.CPUMode, err = runtime.ParseCPUMode(*f.CPUMode); err != nil {
+			return fmt.Errorf("config %s: cpu_mode: %w", path, err)
+		}
+	}
 	f.codeFileConfig.apply(cfg)
 	f.asyncFileConfig.apply(cfg)
 	f.httpFileConfig.apply(cfg)
+	f.logFileConfig.apply(cfg)
 	return nil
 }

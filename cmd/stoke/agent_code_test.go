@@ -55,3 +55,29 @@ func TestAsyncSettingsFromFileAndFlags(t *testing.T) {
 		t.Fatalf("async settings after flags: %+v", a)
 	}
 }
+
+func TestFunctionLogSettingsFromFileAndFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.toml")
+	if err := os.WriteFile(path, []byte("function_logs_retention = \"72h\"\nfunction_logs_bytes_per_function = 1000000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.DefaultConfig()
+	if l := cfg.Worker.Logs; l.Retention != 7*24*time.Hour || l.Window != time.Minute {
+		t.Fatalf("default function log settings: %+v", l)
+	}
+	level := "info"
+	if err := loadConfigFile(path, &cfg, &level); err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Worker.Logs; l.Retention != 72*time.Hour || l.FunctionBytes != 1_000_000 || l.AccountBytes != 128<<20 {
+		t.Fatalf("function log settings from the file: %+v", l)
+	}
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	registerLogFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--function-logs-retention=24h", "--function-logs-min-free-bytes=0"}); err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Worker.Logs; l.Retention != 24*time.Hour || l.MinFreeBytes != 0 || l.FunctionBytes != 1_000_000 {
+		t.Fatalf("function log settings after flags: %+v", l)
+	}
+}

@@ -144,7 +144,7 @@ func (a *acceptor) commit(batch []*pendingEvent) {
 	}
 	for _, pe := range batch {
 		if err == nil {
-			q.m.accepted.WithLabelValues(pe.ev.FunctionName).Inc()
+			q.m.accepted.WithLabelValues(pe.ev.AccountId, pe.ev.FunctionName).Inc()
 		}
 		pe.done <- err
 	}

@@ -238,7 +238,14 @@ func classify(res *lambdaapi.InvokeResult, err error, version string) *result {
 		}
 		return r
 	}
-	return &result{outcome: OutcomeSystemError, statusCode: 500, version: version, errorType: "ServiceException", errorMessage: err.Error()}
+	// The message reaches the tenant (destinations, dead letters); the
+	// error's own text may name host paths, so only its class is told
+	// (attempt logs the cause).
+	msg := "The invocation failed on the platform."
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "The invocation did not complete in time."
+	}
+	return &result{outcome: OutcomeSystemError, statusCode: 500, version: version, errorType: "ServiceException", errorMessage: msg}
 }
 
 // attempt delivers t's event once (or finishes its hand-off) and decides
@@ -264,12 +271,12 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 	accepted := time.Unix(0, ev.AcceptedUnixNano)
 	deadline := accepted.Add(pol.maxAge)
 	if !now.Before(deadline) {
-		q.m.expired.WithLabelValues(ev.FunctionName).Inc()
+		q.m.expired.WithLabelValues(ev.AccountId, ev.FunctionName).Inc()
 		t.final = &final{condition: conditionAge, res: t.last}
 		return q.handOff(ctx, t, ev, pol)
 	}
 	if reqErr != nil {
-		q.m.dropped.WithLabelValues(ev.FunctionName, "function_deleted").Inc()
+		q.m.dropped.WithLabelValues(ev.AccountId, ev.FunctionName, "function_deleted").Inc()
 		q.log.Info("dropping an event whose function or version was deleted", "event", ev.Id, "function", ev.FunctionName, "version", ev.Version)
 		return q.finish(t, &fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_COMPLETE})
 	}
@@ -279,14 +286,14 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 			return decision{kind: decideForget}
 		}
 		q.log.Warn("event payload unavailable; will retry", "event", ev.Id, "err", err)
-		q.m.retried.WithLabelValues(ev.FunctionName, OutcomeSystemError.String()).Inc()
+		q.m.retried.WithLabelValues(ev.AccountId, ev.FunctionName, OutcomeSystemError.String()).Inc()
 		return q.backoff(t, deadline, &result{outcome: OutcomeSystemError, statusCode: 500, version: req.Version,
-			errorType: "ServiceException", errorMessage: "event payload unavailable: " + err.Error()})
+			errorType: "ServiceException", errorMessage: "The event's payload was unavailable on the node delivering it."})
 	}
 	req.Payload, req.ClientContext = p.Payload, p.ClientContext
 
 	started := time.Now()
-	q.m.eventAge.WithLabelValues(ev.FunctionName).Observe(started.Sub(accepted).Seconds())
+	q.m.eventAge.WithLabelValues(ev.AccountId, ev.FunctionName).Observe(started.Sub(accepted).Seconds())
 	ictx, cancel := context.WithTimeout(ctx, time.Duration(req.Config.GetTimeoutS())*time.Second+invokeSlack)
 	res, err := q.deps.Invoker.Invoke(ictx, req)
 	cancel()
@@ -295,6 +302,9 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 		return decision{kind: decideForget}
 	}
 	r := classify(res, err, req.Version)
+	if ae := (*lambdaapi.Error)(nil); err != nil && !errors.As(err, &ae) {
+		q.log.Warn("async invocation failed on the platform; will retry", "event", ev.Id, "function", ev.FunctionName, "err", err)
+	}
 	t.attempts = max(t.attempts, ev.Attempts)
 	t.invokeCount = max(t.invokeCount, ev.InvokeCount)
 	if r.outcome == OutcomeSuccess || r.outcome == OutcomeFunctionError {
@@ -309,7 +319,7 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 	}
 	switch r.outcome {
 	case OutcomeSuccess:
-		q.m.delivered.WithLabelValues(ev.FunctionName).Inc()
+		q.m.delivered.WithLabelValues(ev.AccountId, ev.FunctionName).Inc()
 		t.final = &final{condition: conditionSuccess, res: r}
 		return q.handOff(ctx, t, ev, pol)
 	case OutcomeFunctionError:
@@ -318,7 +328,7 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 			t.final = &final{condition: conditionRetries, res: r}
 			return q.handOff(ctx, t, ev, pol)
 		}
-		q.m.retried.WithLabelValues(ev.FunctionName, r.outcome.String()).Inc()
+		q.m.retried.WithLabelValues(ev.AccountId, ev.FunctionName, r.outcome.String()).Inc()
 		q.set.settle(&fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_RETRY, Attempts: t.attempts,
 			InvokeCount: t.invokeCount, ErrorType: r.errorType, ErrorMessage: r.errorMessage, StatusCode: int32(r.statusCode)}, nil)
 		at := time.Now().Add(q.retryDelay(t.attempts))
@@ -327,7 +337,7 @@ func (q *Queue) attempt(ctx context.Context, t *task) decision {
 		}
 		return decision{kind: decideRetry, at: at}
 	default:
-		q.m.retried.WithLabelValues(ev.FunctionName, r.outcome.String()).Inc()
+		q.m.retried.WithLabelValues(ev.AccountId, ev.FunctionName, r.outcome.String()).Inc()
 		return q.backoff(t, deadline, r)
 	}
 }
@@ -373,7 +383,7 @@ func (q *Queue) handOff(ctx context.Context, t *task, ev *fsmpb.AsyncEvent, pol 
 		switch {
 		case err == nil:
 			if f.condition != conditionSuccess {
-				q.m.deadLettered.WithLabelValues(ev.FunctionName, "function").Inc()
+				q.m.deadLettered.WithLabelValues(ev.AccountId, ev.FunctionName, "function").Inc()
 			}
 		case !permanent && ctx.Err() == nil:
 			q.log.Warn("record not handed to its target yet; will retry", "event", ev.Id, "target", tg.t.ARN, "err", err)
@@ -383,9 +393,9 @@ func (q *Queue) handOff(ctx context.Context, t *task, ev *fsmpb.AsyncEvent, pol 
 		default:
 			q.log.Warn("record could not be handed to its target", "event", ev.Id, "target", tg.t.ARN, "err", err)
 			if tg.kind == "dead-letter" {
-				q.m.dlqErrors.WithLabelValues(ev.FunctionName).Inc()
+				q.m.dlqErrors.WithLabelValues(ev.AccountId, ev.FunctionName).Inc()
 			} else {
-				q.m.destFailures.WithLabelValues(ev.FunctionName).Inc()
+				q.m.destFailures.WithLabelValues(ev.AccountId, ev.FunctionName).Inc()
 			}
 		}
 		f.sent[key] = true
@@ -398,9 +408,9 @@ func (q *Queue) handOff(ctx context.Context, t *task, ev *fsmpb.AsyncEvent, pol 
 		if r := f.res; r != nil {
 			u.ErrorType, u.ErrorMessage, u.StatusCode = r.errorType, r.errorMessage, int32(r.statusCode)
 		}
-		q.m.deadLettered.WithLabelValues(ev.FunctionName, "stoke-dlq").Inc()
+		q.m.deadLettered.WithLabelValues(ev.AccountId, ev.FunctionName, "stoke-dlq").Inc()
 	case len(targets) == 0:
-		q.m.dropped.WithLabelValues(ev.FunctionName, f.condition).Inc()
+		q.m.dropped.WithLabelValues(ev.AccountId, ev.FunctionName, f.condition).Inc()
 		q.log.Info("dropping a failed event: its function has no dead-letter target or on-failure destination",
 			"event", ev.Id, "function", ev.FunctionName, "condition", f.condition)
 	}

@@ -244,7 +244,7 @@ func (q *Queue) dropOrphans() {
 	v.EachPendingAsyncEvent(each)
 	for _, ev := range orphans {
 		q.log.Error("dropping an event whose payload holders all left the cluster", "event", ev.Id, "function", ev.FunctionName, "holders", ev.Holders)
-		q.m.dropped.WithLabelValues(ev.FunctionName, "payload_lost").Inc()
+		q.m.dropped.WithLabelValues(ev.AccountId, ev.FunctionName, "payload_lost").Inc()
 		q.set.settle(&fsmpb.AsyncEventUpdate{Id: ev.Id, Action: fsmpb.AsyncAction_ASYNC_ACTION_COMPLETE}, nil)
 	}
 }

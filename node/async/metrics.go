@@ -1,12 +1,14 @@
 package async
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the queue's Prometheus series. Counters count this node's
+// metrics are the queue's Prometheus series, labelled by account and
+// function name (two tenants' functions of one name are two series). Counters count this node's
 // work; queue depth and oldest age describe the events this node owns, so
 // a cluster-wide figure is the sum (depth) or max (age) over nodes. Names
 // in Lambda's CloudWatch terms: AsyncEventsReceived = accepted,
@@ -30,7 +32,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
-	fn := []string{"function"}
+	fn := []string{"account", "function"}
 	m := &metrics{
 		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_events_accepted_total",
 			Help: "Event invocations this node acknowledged with 202 (stored on every holder and committed)."}, fn),
@@ -41,13 +43,13 @@ func newMetrics(reg prometheus.Registerer, q *Queue) *metrics {
 		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_events_delivered_total",
 			Help: "Events whose invocation succeeded."}, fn),
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_retries_total",
-			Help: "Delivery attempts that will be retried, by reason (function_error, throttled, system_error)."}, []string{"function", "reason"}),
+			Help: "Delivery attempts that will be retried, by reason (function_error, throttled, system_error)."}, []string{"account", "function", "reason"}),
 		expired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_events_expired_total",
 			Help: "Events that reached their maximum age before succeeding."}, fn),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_events_dead_lettered_total",
-			Help: "Failed events handed to a dead-letter target or on-failure destination, by target kind (stoke-dlq, function)."}, []string{"function", "target"}),
+			Help: "Failed events handed to a dead-letter target or on-failure destination, by target kind (stoke-dlq, function)."}, []string{"account", "function", "target"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_events_dropped_total",
-			Help: "Events discarded without a target to keep them (Lambda's AsyncEventsDropped), by reason."}, []string{"function", "reason"}),
+			Help: "Events discarded without a target to keep them (Lambda's AsyncEventsDropped), by reason."}, []string{"account", "function", "reason"}),
 		dlqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_dead_letter_errors_total",
 			Help: "Failed attempts to send an event to its dead-letter target (Lambda's DeadLetterErrors)."}, fn),
 		destFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "stoke_async_destination_delivery_failures_total",
@@ -76,9 +78,9 @@ type queueCollector struct{ q *Queue }
 
 var (
 	depthDesc = prometheus.NewDesc("stoke_async_queue_depth",
-		"Events this node owns that are waiting for delivery (including ones being retried).", []string{"function"}, nil)
+		"Events this node owns that are waiting for delivery (including ones being retried).", []string{"account", "function"}, nil)
 	oldestDesc = prometheus.NewDesc("stoke_async_oldest_event_age_seconds",
-		"Age of the oldest event this node owns.", []string{"function"}, nil)
+		"Age of the oldest event this node owns.", []string{"account", "function"}, nil)
 	payloadsDesc = prometheus.NewDesc("stoke_async_payload_log_events",
 		"Payloads held in this node's payload log (as owner or copy).", nil, nil)
 	payloadBytesDesc = prometheus.NewDesc("stoke_async_payload_log_bytes",
@@ -94,9 +96,10 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
-	for fn, d := range c.q.sched.depth() {
-		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(d.count), fn)
-		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, now.Sub(d.oldest).Seconds(), fn)
+	for key, d := range c.q.sched.depth() {
+		acct, fn, _ := strings.Cut(key, "/")
+		ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(d.count), acct, fn)
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, now.Sub(d.oldest).Seconds(), acct, fn)
 	}
 	n, _, bytes := c.q.store.Stats()
 	ch <- prometheus.MustNewConstMetric(payloadsDesc, prometheus.GaugeValue, float64(n))

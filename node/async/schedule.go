@@ -370,18 +370,18 @@ type depthStat struct {
 	oldest time.Time
 }
 
-// depth reports the owned queue per function.
+// depth reports the owned queue per function, keyed "account/function".
 func (s *scheduler) depth() map[string]depthStat {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[string]depthStat{}
 	for _, t := range s.tasks {
-		d := out[t.function]
+		d := out[t.fnKey]
 		d.count++
 		if d.oldest.IsZero() || t.accepted.Before(d.oldest) {
 			d.oldest = t.accepted
 		}
-		out[t.function] = d
+		out[t.fnKey] = d
 	}
 	return out
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,6 +100,10 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if cfg.UnpackedDir == "" {
 		cfg.UnpackedDir = filepath.Join(cfg.Dir, "unpacked")
+	}
+	// A tree is unpacked at UnpackedDir/<package sha256, 64 hex digits>.
+	if err := codepkg.CheckUnpackDest(filepath.Join(cfg.UnpackedDir, strings.Repeat("0", 64))); err != nil {
+		return nil, fmt.Errorf("blob: %w", err)
 	}
 	for _, d := range []string{filepath.Join(cfg.Dir, "blobs"), cfg.UnpackedDir, filepath.Join(cfg.Dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

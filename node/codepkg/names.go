@@ -1,6 +1,8 @@
 package codepkg
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 )
@@ -9,10 +11,23 @@ import (
 // again, as defence in depth).
 
 const (
-	// maxNameBytes and maxPathBytes are Linux's NAME_MAX and PATH_MAX
-	// (less the terminating NUL): longer names could not be extracted.
+	// maxNameBytes is Linux's NAME_MAX: a longer component cannot be
+	// created anywhere.
 	maxNameBytes = 255
-	maxPathBytes = 4095
+	// PATH_MAX (4,096 bytes, the terminating NUL included) bounds every
+	// path handed to the kernel, and Unpack hands it "<dir>/<entry path>",
+	// where dir is its temporary sibling of the destination. The 4,095
+	// usable bytes are split once, the same on every node: MaxUnpackDirBytes
+	// for dir, one for the slash, the rest (3,071) for the entry's path. A
+	// limit computed from the uploading node's own directory would not do:
+	// the package is replicated to nodes whose data directories may be
+	// longer, and every one of them must be able to unpack what one
+	// accepted. blob.Open refuses a directory past its share at start.
+	// 3,071 bytes is far past real trees (node_modules paths run to a few
+	// hundred) and, inside the sandbox, /var/task/<path> and /opt/<path>
+	// stay well within PATH_MAX.
+	MaxUnpackDirBytes = 1023
+	maxPathBytes      = 4095 - MaxUnpackDirBytes - 1
 	// maxLinkTarget bounds a symlink's target, read from the entry's data.
 	maxLinkTarget = 4095
 	// maxLinkHops bounds symlink resolution, like the kernel's ELOOP.
@@ -54,7 +69,7 @@ func cleanName(name string) (clean string, dirSuffix bool, reason string) {
 	}
 	clean = strings.Join(parts, "/")
 	if len(clean) > maxPathBytes {
-		return "", false, "has a path longer than 4095 bytes"
+		return "", false, fmt.Sprintf("has a path of %d bytes; a path in a function's code may have at most %d bytes (Stoke unpacks code under a directory of its own and Linux bounds a whole path to 4096 bytes)", len(clean), maxPathBytes)
 	}
 	return clean, dirSuffix, ""
 }
@@ -120,4 +135,19 @@ func resolvesInside(link, target string, links map[string]string) bool {
 		queue = append(strings.Split(t, "/"), queue...)
 	}
 	return true
+}
+
+// CheckUnpackDest reports whether Unpack can extract a tree to dest: the
+// temporary directory it extracts into, a sibling of dest named
+// ".<base of dest>.unpack-<up to 10 digits>", must fit in
+// MaxUnpackDirBytes, or entries with the longest paths Convert accepts
+// could not be created. A store calls it once, when it opens, on the
+// longest destination it will use.
+func CheckUnpackDest(dest string) error {
+	dest = filepath.Clean(dest)
+	tmp := len(filepath.Dir(dest)) + len("/.") + len(filepath.Base(dest)) + len(tempInfix) + 10
+	if tmp > MaxUnpackDirBytes {
+		return fmt.Errorf("codepkg: the unpack directory %s is too long: its temporary directories take %d bytes, more than the %d Stoke reserves so that every accepted package can be unpacked (PATH_MAX is 4096); choose a shorter data or unpacked directory", truncate(filepath.Dir(dest), 200), tmp, MaxUnpackDirBytes)
+	}
+	return nil
 }

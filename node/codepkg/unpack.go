@@ -26,6 +26,7 @@ const tempInfix = ".unpack-"
 
 // Unpack extracts the package read from r (a tar.zst written by Convert)
 // to destDir, which must not exist yet; its parent is created if needed.
+// destDir must pass CheckUnpackDest (Unpack refuses it otherwise).
 //
 // Contract:
 //   - The tree appears at destDir complete or not at all: Unpack extracts
@@ -60,6 +61,9 @@ func unpack(ctx context.Context, r io.Reader, destDir string, expectHex string) 
 		return false, fmt.Errorf("codepkg: Unpack: expected checksum %q is not a hex SHA-256", truncate(expectHex, 80))
 	}
 	dest := filepath.Clean(destDir)
+	if err := CheckUnpackDest(dest); err != nil {
+		return false, err
+	}
 	if fi, err := os.Lstat(dest); err == nil {
 		if fi.IsDir() {
 			return false, nil

@@ -194,6 +194,10 @@ func refusedArchives() []refusedArchive {
 		{"backslash separator", z(file(`lib\mod.py`, "x")), nil, KindUnsafePath, "backslash"},
 		{"NUL in name", z(file("a.py\x00.txt", "x")), nil, KindUnsafePath, "NUL"},
 		{"component too long", z(file("lib/"+long, "x")), nil, KindUnsafePath, "255 bytes"},
+		// Issue 13: a 4,001-byte path was accepted, then could never be
+		// unpacked under a node's data directory.
+		{"path past PATH_MAX once unpacked", z(file(longPath(4001), "x")), nil, KindUnsafePath, "has a path of 4001 bytes; a path in a function's code may have at most 3071 bytes"},
+		{"path one byte past the limit", z(file(longPath(maxPathBytes+1), "x")), nil, KindUnsafePath, "at most 3071 bytes"},
 		{"symlink absolute", z(link("passwd", "/etc/passwd")), nil, KindUnsafeSymlink, "absolute target"},
 		{"symlink escapes", z(dir("lib/"), link("lib/up", "../../etc")), nil, KindUnsafeSymlink, "resolves outside"},
 		{"symlink escapes through a symlink", z(link("here", "."), link("sneaky", "here/../etc/passwd")), nil, KindUnsafeSymlink, "resolves outside"},

@@ -155,10 +155,10 @@ func TestInvokeMetrics(t *testing.T) {
 		}
 		return out.GetCounter().GetValue() + out.GetGauge().GetValue()
 	}
-	if n := value(h.deps.Metrics.invocations.WithLabelValues("fn", "success")); n != 1 {
+	if n := value(h.deps.Metrics.invocations.WithLabelValues(fakeAccount, "fn", "success")); n != 1 {
 		t.Errorf("stoke_invocations_total{fn,success} = %v, want 1", n)
 	}
-	if n := value(h.deps.Metrics.concurrent.WithLabelValues("fn")); n != 0 {
+	if n := value(h.deps.Metrics.concurrent.WithLabelValues(fakeAccount, "fn")); n != 0 {
 		t.Errorf("stoke_concurrent_executions{fn} = %v after the invocation, want 0", n)
 	}
 }

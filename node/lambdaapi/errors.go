@@ -99,6 +99,10 @@ const (
 	ReasonConcurrentInvocationLimitExceeded         = "ConcurrentInvocationLimitExceeded"
 	ReasonReservedFunctionConcurrentInvocationLimit = "ReservedFunctionConcurrentInvocationLimitExceeded"
 	ReasonCallerRateLimitExceeded                   = "CallerRateLimitExceeded"
+	// ReasonFunctionInvocationRateLimitExceeded: Lambda's scaling-rate
+	// throttle; Stoke sends it when a burst of cold starts outruns what
+	// the node can initialise.
+	ReasonFunctionInvocationRateLimitExceeded = "FunctionInvocationRateLimitExceeded"
 )
 
 // TooManyRequests returns a 429 with Lambda's reason and a Retry-After.

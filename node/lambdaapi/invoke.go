@@ -150,7 +150,7 @@ func (h *Handler) invoke(req *request) (any, int, *Error) {
 		return nil, http.StatusAccepted, nil
 	}
 
-	end := h.deps.Metrics.begin(ir.FunctionName)
+	end := h.deps.Metrics.begin(ir.AccountID, ir.FunctionName)
 	res, err := h.deps.Invoker.Invoke(req.ctx, ir)
 	end(res, err)
 	if err != nil {

@@ -11,9 +11,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	goruntime "runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -28,6 +31,10 @@ type event struct {
 }
 
 var counter int // module state kept across warm invocations
+
+var heldInotify []int // inotify instances the "inotify" op keeps open
+
+var spins int // what the "spin" op's goroutine counts (racy on purpose: never read)
 
 func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	var ev event
@@ -156,6 +163,14 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			syscall.Wait4(pid, &ws, 0, nil)
 		}
 		return map[string]any{"started": len(pids), "err": firstErr}, nil
+	case "spin":
+		// Leave a goroutine burning CPU between invocations.
+		go func() {
+			for {
+				spins++
+			}
+		}()
+		return "spinning", nil
 	case "spawn":
 		// Leave a background process running (teardown must kill it).
 		c := exec.Command("/bin/sleep", "300")
@@ -171,6 +186,39 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return string(out), nil
 	case "syscalls":
 		return probeSyscalls(), nil
+	case "terminal":
+		return probeTerminal(), nil
+	case "fds":
+		return inheritedFDs, nil
+	case "inotify":
+		// Create up to ev.N more inotify instances and keep them open
+		// (in heldInotify, across invocations); report how many this
+		// call created and the error that stopped it.
+		created, errText := 0, ""
+		for ; created < ev.N; created++ {
+			fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+			if err != nil {
+				errText = errnoOf(err)
+				break
+			}
+			heldInotify = append(heldInotify, fd)
+		}
+		return map[string]any{"created": created, "err": errText}, nil
+	case "burn":
+		// Spin every CPU the sandbox sees for ev.N milliseconds.
+		until := time.Now().Add(time.Duration(ev.N) * time.Millisecond)
+		done := make(chan struct{})
+		for range goruntime.NumCPU() {
+			go func() {
+				for time.Now().Before(until) {
+				}
+				done <- struct{}{}
+			}()
+		}
+		for range goruntime.NumCPU() {
+			<-done
+		}
+		return "burned", nil
 	}
 	return nil, fmt.Errorf("unknown op %q", ev.Op)
 }
@@ -198,6 +246,9 @@ func probeSyscalls() map[string]string {
 	try("bpf", unix.SYS_BPF)
 	try("perf_event_open", unix.SYS_PERF_EVENT_OPEN)
 	try("userfaultfd", unix.SYS_USERFAULTFD)
+	try("io_uring_setup", unix.SYS_IO_URING_SETUP, 1, 0)
+	try("io_uring_enter", unix.SYS_IO_URING_ENTER, ^uintptr(0))
+	try("io_uring_register", unix.SYS_IO_URING_REGISTER, ^uintptr(0))
 	try("open_by_handle_at", unix.SYS_OPEN_BY_HANDLE_AT)
 	try("init_module", unix.SYS_INIT_MODULE)
 	try("finit_module", unix.SYS_FINIT_MODULE)
@@ -210,6 +261,94 @@ func probeSyscalls() map[string]string {
 	// cannot create a process: EINVAL without the filter, EPERM with it.
 	try("clone_newuser", unix.SYS_CLONE, unix.CLONE_NEWUSER|unix.CLONE_FS)
 	try("clone3", unix.SYS_CLONE3)
+	return out
+}
+
+// probeTerminal tries to reach a terminal the way an attacker would: it
+// types '#' with TIOCSTI and calls TIOCLINUX, in the plain and the high-bit
+// form of each command (the kernel reads only the low 32 bits), on fds 0-2
+// and on /dev/tty, and reports each errno, whether /dev/tty opens, and the
+// process's session and controlling terminal from /proc/self/stat.
+func probeTerminal() map[string]string {
+	out := map[string]string{}
+	fds := map[string]int{"fd0": 0, "fd1": 1, "fd2": 2}
+	tty, err := syscall.Open("/dev/tty", syscall.O_RDWR|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	out["open /dev/tty"] = errnoOf(err)
+	if err == nil {
+		defer syscall.Close(tty)
+		fds["/dev/tty"] = tty
+	}
+	char := byte('#')
+	for name, fd := range fds {
+		for cmdName, cmd := range map[string]uintptr{
+			"TIOCSTI": unix.TIOCSTI, "TIOCSTI|1<<32": 1<<32 | unix.TIOCSTI,
+			"TIOCLINUX": unix.TIOCLINUX, "TIOCLINUX|1<<32": 1<<32 | unix.TIOCLINUX,
+		} {
+			arg := char
+			if cmd&0xffff == unix.TIOCLINUX {
+				arg = 6 // TIOCL_GETSHIFTSTATE: a harmless subcommand
+			}
+			_, _, e := syscall.Syscall(unix.SYS_IOCTL, uintptr(fd), cmd, uintptr(unsafe.Pointer(&arg)))
+			out[name+" "+cmdName] = errnoName(e)
+		}
+	}
+	stat, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		out["stat"] = err.Error()
+		return out
+	}
+	// pid (comm) state ppid pgrp session tty_nr ...
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	out["session"], out["tty_nr"] = fields[3], fields[4]
+	return out
+}
+
+func errnoOf(err error) string {
+	var e syscall.Errno
+	if errors.As(err, &e) {
+		return errnoName(e)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return "ok"
+}
+
+// inheritedFDs lists the descriptors open when the process started, before
+// the Lambda client opened any of its own, each with what it refers to.
+var inheritedFDs = listFDs()
+
+func listFDs() map[string]string {
+	out := map[string]string{}
+	dir, err := syscall.Open("/proc/self/fd", syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		out["error"] = err.Error()
+		return out
+	}
+	defer syscall.Close(dir)
+	buf := make([]byte, 8192)
+	var names []string
+	for {
+		n, err := syscall.ReadDirent(dir, buf)
+		if err != nil {
+			out["error"] = err.Error()
+			return out
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+	}
+	for _, name := range names {
+		if name == strconv.Itoa(dir) {
+			continue
+		}
+		target, err := os.Readlink("/proc/self/fd/" + name)
+		if err != nil {
+			target = "error: " + err.Error()
+		}
+		out[name] = target
+	}
 	return out
 }
 
