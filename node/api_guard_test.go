@@ -22,27 +22,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/stokehq/stoke/cluster/clustertest"
 	"github.com/stokehq/stoke/node/httpguard"
 )
 
 // These tests attack the API over raw sockets, the way a hostile client
 // would, and judge it by what comes back on the wire.
-
-// waitUntil polls cond until it returns nil or timeout passes.
-func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // signedRequest signs method path with creds over body (Go SDK signer);
 // declare also puts the payload hash in X-Amz-Content-Sha256, as the
@@ -186,22 +171,25 @@ func TestAPIBodyBudgetThrottles(t *testing.T) {
 		return readResponse(t, conn)
 	}
 
-	// holder sends its headers and part of its body, then waits.
+	// holder sends its headers and part of its body, then waits; its
+	// Content-Length is reserved once its headers are authenticated.
 	holder := dialAPI(t, a)
 	writeHead(t, holder, signedRequest(t, a, admin, "POST", path, big, false, nil), int64(len(big)))
 	if _, err := holder.Write(big[:1024]); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, time.Minute, func() error {
-		resp := send()
-		if resp.StatusCode != http.StatusTooManyRequests {
-			return fmt.Errorf("status %d while another request holds the budget", resp.StatusCode)
-		}
-		if typ := resp.Header.Get("X-Amzn-ErrorType"); typ != "TooManyRequestsException" || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("429 with X-Amzn-ErrorType %q, Retry-After %q", typ, resp.Header.Get("Retry-After"))
+	clustertest.WaitFor(t, time.Minute, func() error {
+		if n := a.api.BufferedBodyBytes(); n != int64(len(big)) {
+			return fmt.Errorf("%d bytes reserved, want the holder's %d", n, len(big))
 		}
 		return nil
 	})
+
+	resp := send()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Amzn-ErrorType") != "TooManyRequestsException" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("while the holder holds the budget: %d %s (Retry-After %q), want 429 TooManyRequestsException",
+			resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), resp.Header.Get("Retry-After"))
+	}
 
 	if _, err := holder.Write(big[1024:]); err != nil {
 		t.Fatal(err)
@@ -209,6 +197,14 @@ func TestAPIBodyBudgetThrottles(t *testing.T) {
 	if resp := readResponse(t, holder); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("the holder got %d, want 404 (authenticated, no such function)", resp.StatusCode)
 	}
+	// The share is given back when the handler returns, just after it
+	// answered.
+	clustertest.WaitFor(t, time.Minute, func() error {
+		if n := a.api.BufferedBodyBytes(); n != 0 {
+			return fmt.Errorf("%d bytes still reserved", n)
+		}
+		return nil
+	})
 	if resp := send(); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("after the holder finished: %d, want 404", resp.StatusCode)
 	}
@@ -291,7 +287,7 @@ func TestAPIStaysUpUnderDrippingConnections(t *testing.T) {
 		go func() { outcomes <- drip(a.HTTPAddr(), buf.Bytes(), stop) }()
 	}
 	guard := a.httpLn.(*httpguard.Listener)
-	waitUntil(t, time.Minute, func() error {
+	clustertest.WaitFor(t, time.Minute, func() error {
 		if _, held, refused := guard.Stats("127.0.0.1"); held < perAddr || refused == 0 {
 			return fmt.Errorf("127.0.0.1 holds %d connections (%d refused), want the cap of %d", held, refused, perAddr)
 		}

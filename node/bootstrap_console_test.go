@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stokehq/stoke/cluster/clustertest"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the agent's writes and the
@@ -51,7 +53,7 @@ func TestSecurityAdminSecretNeverOnTheConsole(t *testing.T) {
 			if toTerminal {
 				announced = terminal
 			}
-			waitUntil(t, time.Minute, func() error {
+			clustertest.WaitFor(t, time.Minute, func() error {
 				if !strings.Contains(announced.String(), "created the admin access key") {
 					return fmt.Errorf("nothing announced the admin key yet; console: %q", console.String())
 				}
