@@ -13,6 +13,7 @@ import (
 
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/fsm"
+	"github.com/stokehq/stoke/node/httpguard"
 	"github.com/stokehq/stoke/node/seal"
 )
 
@@ -79,10 +80,11 @@ func New(cfg Config) (*Agent, error) {
 		a.log.Warn("SigV4 authentication is DISABLED (--no-auth): anyone who can reach the API port controls every function")
 	}
 
-	a.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("node: listen HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
+	a.httpLn = httpguard.NewListener(ln, cfg.HTTP, a.log.With("component", "http"))
 
 	rc := cluster.DefaultRaftConfig()
 	rc.NodeID = nodeID
@@ -126,7 +128,7 @@ func New(cfg Config) (*Agent, error) {
 	a.registerLogs()
 	a.registerStatus()
 	a.httpSrv = &http.Server{
-		Handler:           a.mux,
+		Handler:           cfg.HTTP.BodyDeadlines(a.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          cluster.NewStdLogger(a.log.With("component", "http")),

@@ -98,6 +98,8 @@ func (a *Agent) initAPI() error {
 		CodeURLKey: a.secret.Derive("code-url/v1"),
 		NodeID:     a.nodeID,
 		Logger:     a.cfg.Logger,
+
+		MaxBufferedBodyBytes: a.cfg.MaxBufferedRequestBytes,
 	}, lambdaapi.Deps{
 		Meta:    a.meta,
 		Code:    &codeStore{m: a.code},
@@ -186,17 +188,32 @@ func (c *credentialStore) SecretFor(ctx context.Context, keyID string) (string, 
 // the limit and a failed credential store).
 type sigv4Auth struct{ v *sigv4.Verifier }
 
-func (s *sigv4Auth) Authenticate(r *http.Request, body []byte) (lambdaapi.Principal, error) {
-	p, err := s.v.Verify(r.Context(), r, body)
+func (s *sigv4Auth) AuthenticateHeaders(r *http.Request) (lambdaapi.PayloadCheck, error) {
+	p, err := s.v.VerifyHeaders(r.Context(), r)
 	if err != nil {
-		var se *sigv4.Error
-		if errors.As(err, &se) {
-			return lambdaapi.Principal{}, &lambdaapi.Error{Status: se.Kind.HTTPStatus(), Type: se.Kind.AWSException(), Message: se.Message}
-		}
-		return lambdaapi.Principal{}, &lambdaapi.Error{Status: http.StatusForbidden, Type: "AccessDeniedException", Message: err.Error()}
+		return nil, authError(err)
+	}
+	return sigv4Payload{p}, nil
+}
+
+// sigv4Payload is the second step of sigv4Auth.
+type sigv4Payload struct{ p *sigv4.Pending }
+
+func (s sigv4Payload) AuthenticateBody(body []byte) (lambdaapi.Principal, error) {
+	p, err := s.p.VerifyBody(body)
+	if err != nil {
+		return lambdaapi.Principal{}, authError(err)
 	}
 	admin, _ := p.Attachment.(bool)
 	return lambdaapi.Principal{AccountID: p.AccountID, AccessKeyID: p.AccessKeyID, Admin: admin}, nil
+}
+
+func authError(err error) *lambdaapi.Error {
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		return &lambdaapi.Error{Status: se.Kind.HTTPStatus(), Type: se.Kind.AWSException(), Message: se.Message}
+	}
+	return &lambdaapi.Error{Status: http.StatusForbidden, Type: "AccessDeniedException", Message: err.Error()}
 }
 
 type keyGenerator struct{}

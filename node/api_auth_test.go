@@ -17,10 +17,14 @@ import (
 	"github.com/stokehq/stoke/node/sigv4"
 )
 
-// downStore is a credential store that cannot answer.
-type downStore struct{}
+// downStore is a credential store that cannot answer, except for the one
+// key it names.
+type downStore struct{ knows string }
 
-func (downStore) SecretFor(context.Context, string) (string, sigv4.Principal, error) {
+func (s downStore) SecretFor(_ context.Context, id string) (string, sigv4.Principal, error) {
+	if id == s.knows {
+		return "secret", sigv4.Principal{AccountID: "123456789012"}, nil
+	}
 	return "", sigv4.Principal{}, errors.New("replica unavailable")
 }
 
@@ -31,15 +35,15 @@ func (downStore) SecretFor(context.Context, string) (string, sigv4.Principal, er
 func TestSigV4AuthStatusMatchesTheException(t *testing.T) {
 	cfg := sigv4.DefaultConfig()
 	cfg.MaxBodyBytes = 16
-	v, err := sigv4.New(cfg, downStore{})
+	v, err := sigv4.New(cfg, downStore{knows: "AKIAKNOWN00000000000"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	auth := &sigv4Auth{v: v}
-	signed := func(body []byte) *http.Request {
+	signed := func(keyID string, body []byte) *http.Request {
 		req, _ := http.NewRequest("POST", "http://127.0.0.1:9000/2015-03-31/functions/f/invocations", bytes.NewReader(body))
 		sum := sha256.Sum256(body)
-		creds := aws.Credentials{AccessKeyID: "AKIAEXAMPLE000000000", SecretAccessKey: "secret"}
+		creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: "secret"}
 		if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "lambda", "local", time.Now()); err != nil {
 			t.Fatal(err)
 		}
@@ -52,8 +56,8 @@ func TestSigV4AuthStatusMatchesTheException(t *testing.T) {
 		status int
 		typ    string
 	}{
-		{"credential store down", signed([]byte(`{}`)), []byte(`{}`), http.StatusInternalServerError, "ServiceException"},
-		{"body over the limit", signed(bytes.Repeat([]byte("x"), 17)), bytes.Repeat([]byte("x"), 17), http.StatusRequestEntityTooLarge, "RequestTooLargeException"},
+		{"credential store down", signed("AKIAEXAMPLE000000000", []byte(`{}`)), []byte(`{}`), http.StatusInternalServerError, "ServiceException"},
+		{"body over the limit", signed("AKIAKNOWN00000000000", bytes.Repeat([]byte("x"), 17)), bytes.Repeat([]byte("x"), 17), http.StatusRequestEntityTooLarge, "RequestTooLargeException"},
 		{"unsigned", func() *http.Request {
 			r, _ := http.NewRequest("POST", "http://127.0.0.1:9000/", nil)
 			return r
@@ -61,7 +65,10 @@ func TestSigV4AuthStatusMatchesTheException(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := auth.Authenticate(tt.req, tt.body)
+			check, err := auth.AuthenticateHeaders(tt.req)
+			if err == nil {
+				_, err = check.AuthenticateBody(tt.body)
+			}
 			var ae *lambdaapi.Error
 			if !errors.As(err, &ae) {
 				t.Fatalf("Authenticate = %v, want a *lambdaapi.Error", err)

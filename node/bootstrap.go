@@ -195,9 +195,13 @@ func (a *Agent) ensureBootstrap(ctx context.Context) error {
 	}); err != nil && fsm.CodeOf(err) != fsm.CodeConflict {
 		return fmt.Errorf("node: bootstrap admin key: %w", err)
 	}
-	if a.cfg.Console != nil {
-		fmt.Fprintf(a.cfg.Console, "\nStoke created the admin access key. It is shown once here and kept in %s (owner-only):\n\n%s\n",
+	switch {
+	case a.cfg.SecretConsole != nil:
+		fmt.Fprintf(a.cfg.SecretConsole, "\nStoke created the admin access key. It is shown once here and kept in %s (owner-only):\n\n%s\n",
 			path, creds.Profile("stoke"))
+	case a.cfg.Console != nil:
+		fmt.Fprintf(a.cfg.Console, "\nStoke created the admin access key %s; its secret is in %s (owner-only). Print it with: stoke credentials --data-dir %s\n",
+			creds.AccessKeyID, path, a.cfg.DataDir)
 	}
 	a.log.Info("created the admin account and access key; credentials written once to the file below (owner-only)",
 		"account", creds.AccountID, "access_key_id", creds.AccessKeyID, "credentials_file", path)

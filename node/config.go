@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stokehq/stoke/node/async"
+	"github.com/stokehq/stoke/node/httpguard"
+	"github.com/stokehq/stoke/node/lambdaapi"
 	"github.com/stokehq/stoke/runtime"
 )
 
@@ -62,6 +64,14 @@ type Config struct {
 	// MaxRequestBytes bounds any API request body that is not a function
 	// upload (uploads have their own, larger bound).
 	MaxRequestBytes int64
+	// MaxBufferedRequestBytes bounds the request body bytes all in-flight
+	// API requests may hold at once; past it a request is answered 429
+	// TooManyRequestsException before its body is read, so no number of
+	// clients can make the node buffer more.
+	MaxBufferedRequestBytes int64
+	// HTTP bounds the API's connections (in total and per client address)
+	// and how slowly a request body may arrive.
+	HTTP httpguard.Config
 	// Cluster configures gossip, node-to-node gRPC, roles and reconcile.
 	Cluster ClusterConfig
 
@@ -78,8 +88,14 @@ type Config struct {
 
 	Logger *slog.Logger
 	// Console receives the few messages meant for a person at a terminal
-	// (the admin credentials, printed once when they are created). nil: none.
+	// (where the admin credentials are). It may be a log (stderr under
+	// systemd or docker), so it never receives a secret. nil: none.
 	Console io.Writer
+	// SecretConsole receives the bootstrap admin credentials, secret
+	// included, once when they are created. Set it only to a terminal
+	// (cmd/stoke: stdout when it is one); nil: the secret stays in the
+	// credentials file and Console is told where.
+	SecretConsole io.Writer
 }
 
 // DefaultConfig returns a configuration that runs one node on loopback.
@@ -97,6 +113,9 @@ func DefaultConfig() Config {
 		Routing:         DefaultRoutingConfig(),
 		Worker:          WorkerConfig{Logs: runtime.DefaultLogLimits(), CPUFloorMB: runtime.DefaultPoolConfig().CPUFloorMB},
 		Logger:          slog.Default(),
+
+		MaxBufferedRequestBytes: lambdaapi.DefaultMaxBufferedBodyBytes,
+		HTTP:                    httpguard.DefaultConfig(),
 	}
 }
 
@@ -115,11 +134,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("node: %s %q: %w", name, addr, err)
 		}
 	}
-	if c.ShutdownTimeout <= 0 || c.MaxRequestBytes <= 0 {
-		return errors.New("node: ShutdownTimeout and MaxRequestBytes must be positive")
+	if c.ShutdownTimeout <= 0 || c.MaxRequestBytes <= 0 || c.MaxBufferedRequestBytes <= 0 {
+		return errors.New("node: ShutdownTimeout, MaxRequestBytes and MaxBufferedRequestBytes must be positive")
 	}
 	if c.Logger == nil {
 		return errors.New("node: Logger is required")
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		return err
 	}
 	if err := c.Async.Validate(); err != nil {
 		return err

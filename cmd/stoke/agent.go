@@ -43,6 +43,7 @@ func runAgent(args []string) error {
 	registerClusterFlags(fs, &cfg)
 	registerAsyncFlags(fs, &cfg)
 	registerCodeFlags(fs, &cfg)
+	registerHTTPFlags(fs, &cfg)
 	registerLogFlags(fs, &cfg)
 	if path := configFlag(args); path != "" {
 		if err := loadConfigFile(path, &cfg, logLevel); err != nil {
@@ -60,6 +61,9 @@ func runAgent(args []string) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Console = os.Stderr
+	// The admin secret is printed only to a person at a terminal; logs
+	// get the credentials file's path instead.
+	cfg.SecretConsole = secretConsole(os.Stdout)
 	cfg.Cluster.BuildVersion = version
 	if cfg.Dev {
 		// One node on loopback: gossip and gRPC too, unless told otherwise.

@@ -106,6 +106,7 @@ type fileConfig struct {
 
 	codeFileConfig
 	asyncFileConfig
+	httpFileConfig
 	logFileConfig
 }
 
@@ -186,6 +187,7 @@ func loadConfigFile(path string, cfg *node.Config, logLevel *string) error {
 	}
 	f.codeFileConfig.apply(cfg)
 	f.asyncFileConfig.apply(cfg)
+	f.httpFileConfig.apply(cfg)
 	f.logFileConfig.apply(cfg)
 	return nil
 }

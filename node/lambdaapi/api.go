@@ -61,10 +61,19 @@ type Principal struct {
 	Admin       bool
 }
 
-// Authenticator verifies a request (SigV4) and returns who sent it. Its
-// errors are *Error values (403 AccessDeniedException shapes).
+// Authenticator verifies requests (SigV4) in two steps, so that a request
+// whose headers do not authenticate it is refused before a byte of its body
+// is read. Its errors are *Error values (403 AccessDeniedException shapes).
 type Authenticator interface {
-	Authenticate(r *http.Request, body []byte) (Principal, error)
+	// AuthenticateHeaders checks what r's request line and headers prove
+	// and returns the check that finishes with the body. It must not read
+	// r.Body.
+	AuthenticateHeaders(r *http.Request) (PayloadCheck, error)
+}
+
+// PayloadCheck finishes authenticating one request once its body is read.
+type PayloadCheck interface {
+	AuthenticateBody(body []byte) (Principal, error)
 }
 
 // Sealer seals and opens secrets at rest (environment variables).
@@ -85,6 +94,12 @@ type Config struct {
 	CodeURLTTL time.Duration
 	// NodeID is reported in X-Stoke-Node on invocations run here.
 	NodeID string
+	// MaxBufferedBodyBytes bounds the request body bytes all in-flight
+	// requests may hold at once; a request that would pass it is answered
+	// 429 TooManyRequestsException before its body is read. Zero means
+	// DefaultMaxBufferedBodyBytes.
+	MaxBufferedBodyBytes int64
+
 	Logger *slog.Logger
 }
 
@@ -111,10 +126,11 @@ type ConcurrencyUsage interface {
 
 // Handler serves the Lambda REST API and Stoke's admin API.
 type Handler struct {
-	cfg  Config
-	deps Deps
-	log  *slog.Logger
-	mux  *http.ServeMux
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	mux    *http.ServeMux
+	budget *bodyBudget
 }
 
 // New returns the API handler.
@@ -130,7 +146,11 @@ func New(cfg Config, deps Deps) (*Handler, error) {
 	if cfg.CodeURLTTL <= 0 {
 		cfg.CodeURLTTL = 10 * time.Minute
 	}
-	h := &Handler{cfg: cfg, deps: deps, log: cfg.Logger.With("component", "lambda-api"), mux: http.NewServeMux()}
+	if cfg.MaxBufferedBodyBytes <= 0 {
+		cfg.MaxBufferedBodyBytes = DefaultMaxBufferedBodyBytes
+	}
+	h := &Handler{cfg: cfg, deps: deps, log: cfg.Logger.With("component", "lambda-api"), mux: http.NewServeMux(),
+		budget: &bodyBudget{limit: cfg.MaxBufferedBodyBytes}}
 	h.routes()
 	return h, nil
 }
@@ -248,14 +268,25 @@ func (h *Handler) wrap(o op) http.Handler {
 				writeError(w, serviceError("An internal error occurred (request %s)", req.id))
 			}
 		}()
-		body, apiErr := readBody(w, r, o)
+		// Authenticate from the headers before reading a byte of the
+		// body: an unsigned or unknown-key request costs no buffer.
+		var check PayloadCheck
+		if !o.public {
+			var apiErr *Error
+			if check, apiErr = h.authenticateHeaders(r); apiErr != nil {
+				writeError(w, apiErr)
+				return
+			}
+		}
+		body, release, apiErr := h.readBody(w, r, o)
+		defer release()
 		if apiErr != nil {
 			writeError(w, apiErr)
 			return
 		}
 		req.body = body
 		if !o.public {
-			caller, apiErr := h.authenticate(r, body)
+			caller, apiErr := h.authenticateBody(check, body)
 			if apiErr != nil {
 				writeError(w, apiErr)
 				return
@@ -288,54 +319,43 @@ func (h *Handler) wrap(o op) http.Handler {
 // rawResponse lets an operation write its own response (Invoke, downloads).
 type rawResponse func(w http.ResponseWriter)
 
-func readBody(w http.ResponseWriter, r *http.Request, o op) ([]byte, *Error) {
-	if r.ContentLength > o.maxBody {
-		return nil, tooLarge(o)
-	}
-	src := http.MaxBytesReader(w, r.Body, o.maxBody)
-	var body []byte
-	var err error
-	if r.ContentLength > 0 {
-		// The size is known (and bounded above): read into one buffer of
-		// it instead of letting io.ReadAll grow and copy its way up to a
-		// multi-megabyte Invoke payload or zip.
-		buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+bytes.MinRead))
-		_, err = buf.ReadFrom(src)
-		body = buf.Bytes()
-	} else {
-		body, err = io.ReadAll(src)
-	}
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge(o)
-		}
-		return nil, invalidRequestContent("Could not read the request body: %v", err)
-	}
-	return body, nil
-}
-
-func tooLarge(o op) *Error {
-	if o.name == "Invoke" {
-		return requestTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", o.maxBody)
-	}
-	return requestTooLarge("Request must be smaller than %d bytes for the %s operation", o.maxBody, o.name)
-}
-
-func (h *Handler) authenticate(r *http.Request, body []byte) (Principal, *Error) {
+// authenticateHeaders is the first step of authentication; with --no-auth
+// it has nothing to check.
+func (h *Handler) authenticateHeaders(r *http.Request) (PayloadCheck, *Error) {
 	if h.deps.Auth == nil {
+		return nil, nil
+	}
+	check, err := h.deps.Auth.AuthenticateHeaders(r)
+	if err != nil {
+		return nil, asAuthError(err)
+	}
+	return check, nil
+}
+
+// authenticateBody finishes what authenticateHeaders began.
+func (h *Handler) authenticateBody(check PayloadCheck, body []byte) (Principal, *Error) {
+	switch {
+	case h.deps.Auth == nil:
 		// --no-auth: every caller acts as the first admin key's account.
 		return h.anonymousAdmin()
+	case check == nil:
+		// An Authenticator that accepted the headers without a check
+		// to finish with: refuse rather than let anyone in.
+		return Principal{}, serviceError("authentication did not complete")
 	}
-	p, err := h.deps.Auth.Authenticate(r, body)
+	p, err := check.AuthenticateBody(body)
 	if err != nil {
-		var apiErr *Error
-		if errors.As(err, &apiErr) {
-			return Principal{}, apiErr
-		}
-		return Principal{}, accessDenied("%v", err)
+		return Principal{}, asAuthError(err)
 	}
 	return p, nil
+}
+
+func asAuthError(err error) *Error {
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return apiErr
+	}
+	return accessDenied("%v", err)
 }
 
 func (h *Handler) anonymousAdmin() (Principal, *Error) {
@@ -475,12 +495,18 @@ func functionNotFound(h *Handler, account, name, qualifier string) *Error {
 func (h *Handler) RequireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-amzn-RequestId", newRequestID())
-		body, apiErr := readBody(w, r, op{name: "admin", maxBody: maxControlRequestBytes})
+		check, apiErr := h.authenticateHeaders(r)
 		if apiErr != nil {
 			writeError(w, apiErr)
 			return
 		}
-		caller, apiErr := h.authenticate(r, body)
+		body, release, apiErr := h.readBody(w, r, op{name: "admin", maxBody: maxControlRequestBytes})
+		defer release()
+		if apiErr != nil {
+			writeError(w, apiErr)
+			return
+		}
+		caller, apiErr := h.authenticateBody(check, body)
 		if apiErr != nil {
 			writeError(w, apiErr)
 			return

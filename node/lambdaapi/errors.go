@@ -60,6 +60,13 @@ func conflict(format string, args ...any) *Error {
 func preconditionFailed(format string, args ...any) *Error {
 	return newError(http.StatusPreconditionFailed, "PreconditionFailedException", format, args...)
 }
+
+// requestTimeout is a body that did not arrive in time. Lambda's model has
+// no such exception; the name is the one the SDKs' standard retry modes
+// treat as transient (botocore, aws-sdk-go-v2), so they retry it.
+func requestTimeout(format string, args ...any) *Error {
+	return newError(http.StatusRequestTimeout, "RequestTimeoutException", format, args...)
+}
 func requestTooLarge(format string, args ...any) *Error {
 	return newError(http.StatusRequestEntityTooLarge, "RequestTooLargeException", format, args...)
 }

@@ -129,7 +129,8 @@ func (k *fixedKeys) KeyContext(id string) string { return "key:" + id }
 // fakeAuth authenticates every request as the fake account's admin.
 type fakeAuth struct{}
 
-func (fakeAuth) Authenticate(*http.Request, []byte) (Principal, error) {
+func (fakeAuth) AuthenticateHeaders(*http.Request) (PayloadCheck, error) { return fakeAuth{}, nil }
+func (fakeAuth) AuthenticateBody([]byte) (Principal, error) {
 	return Principal{AccountID: fakeAccount, AccessKeyID: "AKIATEST", Admin: true}, nil
 }
 

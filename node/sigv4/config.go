@@ -26,7 +26,7 @@ type Config struct {
 	// accepts at most one week (604800 s).
 	MaxPresignExpiry time.Duration
 
-	// MaxBodyBytes is the largest body Verify accepts. The caller must
+	// MaxBodyBytes is the largest body Verify and VerifyBody accept. The caller must
 	// already have bounded its read (http.MaxBytesReader); this is a second
 	// line that turns an unbounded caller into a refusal instead of hashing
 	// an arbitrary amount of memory. Default: 70,167,211 bytes, Lambda's

@@ -4,9 +4,14 @@
 //
 // A Verifier recomputes the signature of an incoming request from its method,
 // its raw escaped path, its query string, the headers the client says it
-// signed and the SHA-256 of the body the caller has already read, then
-// compares it in constant time with the one the client sent. Both forms real
-// clients use are accepted: the Authorization header
+// signed and the SHA-256 of the body, then compares it in constant time with
+// the one the client sent. Verification comes in two steps so that a server
+// can refuse a request before reading its body: VerifyHeaders checks
+// everything the request line and headers can prove (the signature fields,
+// scope, time, that every x-amz-* header is signed, that the key exists, and
+// the signature itself when the client declared its payload hash in
+// X-Amz-Content-Sha256), and Pending.VerifyBody finishes with the body.
+// Both forms real clients use are accepted: the Authorization header
 // ("AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...") and
 // the presigned query string (X-Amz-Algorithm, X-Amz-Credential, X-Amz-Date,
 // X-Amz-Expires, X-Amz-SignedHeaders, X-Amz-Signature). Secrets come from a

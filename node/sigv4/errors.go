@@ -17,7 +17,8 @@ const (
 	KindMissingAuth Kind = iota + 1
 	// KindMalformed: the signature fields are incomplete or unparsable, use
 	// an unsupported algorithm, or leave host (or the security token)
-	// unsigned. AWS: IncompleteSignatureException.
+	// unsigned, or an x-amz-* header is not signed.
+	// AWS: IncompleteSignatureException.
 	KindMalformed
 	// KindWrongScope: the credential scope names another region, service
 	// or date than the request. AWS: InvalidSignatureException.

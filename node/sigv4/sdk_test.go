@@ -14,6 +14,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -144,6 +145,12 @@ func TestLambdaClientThroughVerifier(t *testing.T) {
 	calls := map[string]func(*lambda.Client) error{
 		"Invoke ARN with $LATEST": func(c *lambda.Client) error {
 			_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(arn), Qualifier: aws.String("$LATEST"), Payload: []byte(`{"k":"v  with  spaces"}`), ClientContext: aws.String("e30=")})
+			return err
+		},
+		// Every x-amz-* header Lambda reads must reach the server signed.
+		"Invoke with Lambda's x-amz headers": func(c *lambda.Client) error {
+			_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("my-fn"), InvocationType: types.InvocationTypeDryRun,
+				LogType: types.LogTypeTail, ClientContext: aws.String("e30=")})
 			return err
 		},
 		"Invoke name:qualifier": func(c *lambda.Client) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -137,6 +138,27 @@ func TestVerify(t *testing.T) {
 		{name: "security token not signed", opts: signOpts{body: body}, after: func(r *http.Request) {
 			r.Header.Set("X-Amz-Security-Token", "smuggled")
 		}, wantKind: KindMalformed, wantMsg: "'X-Amz-Security-Token' must be a 'SignedHeader'"},
+		// A captured request replayed with an x-amz-* header it was not
+		// signed with must not verify, whatever the header's value.
+		{name: "unsigned log type added", opts: signOpts{body: body}, after: func(r *http.Request) {
+			r.Header.Set("X-Amz-Log-Type", "Tail")
+		}, wantKind: KindMalformed, wantMsg: "The request carries the header 'X-Amz-Log-Type', which is not in the 'SignedHeaders'"},
+		{name: "unsigned client context added", opts: signOpts{body: body}, after: func(r *http.Request) {
+			r.Header["x-amz-client-context"] = []string{"e30="}
+		}, wantKind: KindMalformed, wantMsg: "not in the 'SignedHeaders'"},
+		{name: "invocation type dropped from the signed headers", opts: signOpts{body: body}, after: func(r *http.Request) {
+			a := r.Header.Get("Authorization")
+			r.Header.Set("Authorization", strings.Replace(a, ";x-amz-invocation-type", "", 1))
+		}, wantKind: KindMalformed, wantMsg: "'X-Amz-Invocation-Type'"},
+		{name: "unsigned token header beside a presigned query", opts: signOpts{body: body, presignExpires: "60"}, after: func(r *http.Request) {
+			r.Header.Set("X-Amz-Security-Token", "smuggled")
+		}, wantKind: KindMalformed, wantMsg: "'X-Amz-Security-Token', which is not in the 'SignedHeaders'"},
+		// Headers outside x-amz-* (user agents, trace ids) stay unsigned,
+		// as every SDK sends them.
+		{name: "unsigned user agent and trace id", opts: signOpts{body: body}, after: func(r *http.Request) {
+			r.Header.Set("User-Agent", "aws-cli/2.15.0")
+			r.Header.Set("X-Amzn-Trace-Id", "Root=1-5759e988-bd862e3fe1be46a994272793")
+		}},
 		{name: "scope date differs from X-Amz-Date", opts: signOpts{body: body}, after: func(r *http.Request) {
 			r.Header.Set("X-Amz-Date", "20260313T235959Z")
 		}, wantKind: KindWrongScope, wantMsg: "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '20260314' != '20260313', from '20260313T235959Z'."},
@@ -282,3 +304,76 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("New accepted a nil CredentialStore")
 	}
 }
+
+// TestAuthVerifyHeadersBeforeBody: what the headers can prove is refused before
+// the caller reads a byte of the body; with a declared payload hash that
+// includes the signature, and the body is then held to the hash.
+func TestAuthVerifyHeadersBeforeBody(t *testing.T) {
+	const body = `{"order":42}`
+	declare := func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", sha256Hex([]byte(body))) }
+	tests := []struct {
+		name       string
+		opts       signOpts
+		after      func(*http.Request)
+		headerKind Kind // refusal by VerifyHeaders; 0: accepted
+		early      bool // SignatureVerified after VerifyHeaders
+		verify     string
+		bodyKind   Kind // refusal by VerifyBody; 0: accepted
+	}{
+		{name: "unsigned", opts: signOpts{body: body}, after: func(r *http.Request) { r.Header.Del("Authorization") }, headerKind: KindMissingAuth},
+		{name: "unknown key", opts: signOpts{body: body, keyID: "AKIANOBODY0000000000"}, headerKind: KindUnknownKey},
+		{name: "bad signature, declared hash", opts: signOpts{body: body, secret: "wrong", before: declare}, headerKind: KindSignatureMismatch},
+		{name: "good signature, declared hash", opts: signOpts{body: body, before: declare}, early: true},
+		{name: "good signature, declared hash, other body", opts: signOpts{body: body, before: declare}, early: true, verify: `{"order":43}`, bodyKind: KindPayloadMismatch},
+		{name: "bad signature, no declared hash", opts: signOpts{body: body, secret: "wrong"}, bodyKind: KindSignatureMismatch},
+		{name: "good signature, no declared hash", opts: signOpts{body: body}},
+		{name: "unsigned payload declared", opts: signOpts{body: body, before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD") }}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newTestVerifier(t, nil)
+			req := signed(t, tc.opts)
+			if tc.after != nil {
+				tc.after(req)
+			}
+			// The body must not be touched before VerifyBody.
+			req.Body = bodyTrap{t}
+			p, err := v.VerifyHeaders(context.Background(), req)
+			if tc.headerKind != 0 {
+				if !errors.Is(err, tc.headerKind.Sentinel()) {
+					t.Fatalf("VerifyHeaders = %v, want kind %s", err, tc.headerKind)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("VerifyHeaders: %v", err)
+			}
+			if p.SignatureVerified() != tc.early {
+				t.Fatalf("SignatureVerified = %t, want %t", p.SignatureVerified(), tc.early)
+			}
+			b := tc.opts.body
+			if tc.verify != "" {
+				b = tc.verify
+			}
+			got, err := p.VerifyBody([]byte(b))
+			if tc.bodyKind != 0 {
+				if !errors.Is(err, tc.bodyKind.Sentinel()) || got != (Principal{}) {
+					t.Fatalf("VerifyBody = %+v, %v, want kind %s", got, err, tc.bodyKind)
+				}
+				return
+			}
+			if err != nil || got.AccountID != testAccount || got.AccessKeyID != testKeyID {
+				t.Fatalf("VerifyBody = %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+// bodyTrap fails the test when read.
+type bodyTrap struct{ t *testing.T }
+
+func (b bodyTrap) Read([]byte) (int, error) {
+	b.t.Error("the body was read before VerifyBody")
+	return 0, io.EOF
+}
+func (bodyTrap) Close() error { return nil }

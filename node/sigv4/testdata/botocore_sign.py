@@ -50,6 +50,9 @@ def client_calls(job, secret):
     calls = {
         "Invoke ARN $LATEST": lambda: client.invoke(FunctionName=arn, Qualifier="$LATEST", Payload=b'{"a":  "b"}'),
         "Invoke name:qualifier": lambda: client.invoke(FunctionName="my-fn:$LATEST", Payload=b"{}"),
+        # Every x-amz-* header Lambda reads must reach the server signed.
+        "Invoke with Lambda's x-amz headers": lambda: client.invoke(
+            FunctionName="my-fn", InvocationType="Event", LogType="Tail", ClientContext="e30=", Payload=b"{}"),
         "GetFunction": lambda: client.get_function(FunctionName=arn, Qualifier="live"),
         "ListFunctions": lambda: client.list_functions(MaxItems=5, FunctionVersion="ALL", Marker="m/k+1"),
         "UntagResource": lambda: client.untag_resource(Resource=arn, TagKeys=["b", "a", "a b"]),
