@@ -85,6 +85,9 @@ type RecoverResult struct {
 	// entry up to it, committed or not, is now part of the recovered state.
 	LastIndex uint64
 	LastTerm  uint64
+	// Previous is the configuration the node held before, for the
+	// operator to compare with the new one.
+	Previous []Server
 }
 
 // Recover rewrites the Raft configuration of a stopped node to exactly
@@ -125,6 +128,11 @@ func Recover(cfg RecoverConfig) (RecoverResult, error) {
 		return RecoverResult{}, fmt.Errorf("recover: %s: %w", raftDir(cfg.DataDir), ErrNoState)
 	}
 
+	previous, err := latestConfiguration(logStore, snaps)
+	if err != nil {
+		return RecoverResult{}, fmt.Errorf("recover: read the current configuration: %w", err)
+	}
+
 	rcfg := DefaultRaftConfig()
 	rcfg.NodeID, rcfg.DataDir, rcfg.Logger = cfg.NodeID, cfg.DataDir, cfg.Logger
 	conf := raft.Configuration{}
@@ -142,5 +150,47 @@ func Recover(cfg RecoverConfig) (RecoverResult, error) {
 	if err != nil || len(metas) == 0 {
 		return RecoverResult{}, fmt.Errorf("recover: the recovery snapshot cannot be listed: %v", err)
 	}
-	return RecoverResult{LastIndex: metas[0].Index, LastTerm: metas[0].Term}, nil
+	res := RecoverResult{LastIndex: metas[0].Index, LastTerm: metas[0].Term}
+	for _, srv := range previous.Servers {
+		res.Previous = append(res.Previous, Server{ID: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter})
+	}
+	return res, nil
+}
+
+// latestConfiguration is the last configuration in the log, or the
+// newest snapshot's when the log holds none after it (what raft itself
+// would load at start).
+func latestConfiguration(logs raft.LogStore, snaps raft.SnapshotStore) (conf raft.Configuration, err error) {
+	var snapIndex uint64
+	metas, err := snaps.List()
+	if err != nil {
+		return conf, err
+	}
+	if len(metas) > 0 {
+		conf, snapIndex = metas[0].Configuration, metas[0].Index
+	}
+	first, err := logs.FirstIndex()
+	if err != nil {
+		return conf, err
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return conf, err
+	}
+	defer func() {
+		// DecodeConfiguration panics on a corrupt entry.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	for i := last; i > snapIndex && i >= first && i > 0; i-- {
+		var l raft.Log
+		if err := logs.GetLog(i, &l); err != nil {
+			return conf, fmt.Errorf("log entry %d: %w", i, err)
+		}
+		if l.Type == raft.LogConfiguration {
+			return raft.DecodeConfiguration(l.Data), nil
+		}
+	}
+	return conf, nil
 }

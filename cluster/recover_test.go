@@ -56,6 +56,9 @@ func TestRecoverLoneSurvivor(t *testing.T) {
 	if res.LastIndex == 0 || res.LastTerm == 0 {
 		t.Fatalf("recovery reports %+v", res)
 	}
+	if len(res.Previous) != 3 {
+		t.Fatalf("recovery reports the previous configuration %+v, want the three servers", res.Previous)
+	}
 
 	c.Restart(survivor)
 	leader := c.WaitForLeader(20 * time.Second)

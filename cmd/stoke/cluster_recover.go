@@ -50,12 +50,23 @@ func clusterRecover(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("recovered %s: it kept the log up to index %d (term %d); the Raft configuration is now:\n", id, res.LastIndex, res.LastTerm)
-	for _, s := range servers {
-		fmt.Printf("  %s  %s  voter\n", s.ID, s.Address)
-	}
+	fmt.Printf("recovered %s: it kept the log up to index %d (term %d)\n", id, res.LastIndex, res.LastTerm)
+	fmt.Println("the Raft configuration was:")
+	printServers(res.Previous)
+	fmt.Println("it is now:")
+	printServers(servers)
 	fmt.Println("start the agent again; it elects itself (with the other servers listed, once they run) and new servers can join")
 	return nil
+}
+
+func printServers(servers []cluster.Server) {
+	for _, s := range servers {
+		suffrage := "voter"
+		if !s.Voter {
+			suffrage = "nonvoter"
+		}
+		fmt.Printf("  %s  %s  %s\n", s.ID, s.Address, suffrage)
+	}
 }
 
 // storedNodeID reads the node id the agent keeps in its data dir

@@ -126,7 +126,8 @@ func TestClusterRecoverAfterQuorumLoss(t *testing.T) {
 	out := captureStdout(t, func() error {
 		return runCluster([]string{"recover", "--data-dir", survivor.cfg.DataDir, "--server", "s3=" + survivor.cfg.RaftAddr})
 	})
-	if !strings.Contains(out, "recovered s3") || !strings.Contains(out, "s3  "+survivor.cfg.RaftAddr+"  voter") {
+	if !strings.Contains(out, "recovered s3") || !strings.Contains(out, "  s1  "+agents["s1"].cfg.RaftAddr+"  voter") ||
+		!strings.Contains(out, "it is now:\n  s3  "+survivor.cfg.RaftAddr+"  voter\n") {
 		t.Fatalf("recover printed:\n%s", out)
 	}
 	survivor = startTestAgent(t, survivor.cfg)
