@@ -32,8 +32,8 @@ func CheckAdvertised(gossip string, addrs ...Advertised) error {
 	}
 	for _, a := range addrs {
 		if isLoopbackHost(hostOf(a.Addr)) {
-			return fmt.Errorf("cluster: the %s address %s is loopback, but this node meets peers on other machines "+
-				"(gossip on %s): they could never reach it; set %s to an address they can reach",
+			return fmt.Errorf("cluster: the %s address %s is loopback while gossip is on %s: "+
+				"peers on other machines could never reach it; set %s to an address they can reach",
 				a.What, a.Addr, gossip, a.Flag)
 		}
 	}
