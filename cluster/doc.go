@@ -4,7 +4,9 @@
 // reconcile loop that keeps the Raft configuration and the node records in
 // step with gossip, bootstrap-expect, and node-to-node gRPC (forwarding to
 // the leader, status, peer removal) secured by mutual TLS and the cluster
-// token.
+// token, with keepalive so a silently cut peer fails calls instead of
+// stalling them. Recover rewrites a stopped server's Raft configuration
+// after a permanent loss of quorum (`stoke cluster recover`).
 //
 // It exposes a narrow API: Apply(ctx, cmd) proposes a command and returns the
 // FSM's result or a typed error (ErrNotLeader, ErrTimeout, or an *fsm.Error

@@ -25,6 +25,11 @@ var (
 	// ErrAlreadyBootstrapped: the node has Raft state; bootstrapping again
 	// would fork the cluster, so it was not done.
 	ErrAlreadyBootstrapped = errors.New("cluster: raft state exists; not bootstrapping")
+	// ErrStateLocked: another process (an agent still running on the data
+	// dir) holds the Raft state open.
+	ErrStateLocked = errors.New("cluster: the Raft state is locked by another process (is an agent still running on this data dir?)")
+	// ErrNoState: the data dir holds no Raft state to recover.
+	ErrNoState = errors.New("cluster: no Raft state in the data dir")
 )
 
 // LeaderError is ErrNotLeader with the leader's identity, when known.

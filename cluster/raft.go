@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/stokehq/stoke/fsm"
 	"github.com/stokehq/stoke/proto/fsmpb"
@@ -127,43 +128,20 @@ func NewRaft(cfg RaftConfig, f *fsm.FSM) (*Raft, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(raftDir(cfg.DataDir), 0o700); err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
 	hlog := NewHCLogger(cfg.Logger, "raft")
-
-	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	logStore, snaps, err := openStores(cfg.DataDir, cfg.SnapshotsRetained, hlog)
 	if err != nil {
-		return nil, fmt.Errorf("raft: open log store: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotsRetained, hlog.Named("snapshots"))
-	if err != nil {
-		logStore.Close()
-		return nil, fmt.Errorf("raft: open snapshot store: %w", err)
+		return nil, err
 	}
 	transport, err := newTransport(cfg, hlog)
 	if err != nil {
 		logStore.Close()
 		return nil, err
 	}
-
-	rc := raft.DefaultConfig()
-	rc.LocalID = raft.ServerID(cfg.NodeID)
-	rc.Logger = hlog
-	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
-	rc.ElectionTimeout = cfg.ElectionTimeout
-	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
-	rc.CommitTimeout = cfg.CommitTimeout
-	if cfg.SnapshotThreshold > 0 {
-		rc.SnapshotThreshold = cfg.SnapshotThreshold
-	}
-	if cfg.SnapshotInterval > 0 {
-		rc.SnapshotInterval = cfg.SnapshotInterval
-	}
-	if cfg.TrailingLogs > 0 {
-		rc.TrailingLogs = cfg.TrailingLogs
-	}
+	rc := raftConfig(cfg, hlog)
 
 	existing, err := raft.HasExistingState(logStore, logStore, snaps)
 	if err != nil {
@@ -198,6 +176,56 @@ func NewRaft(cfg RaftConfig, f *fsm.FSM) (*Raft, error) {
 	r.wg.Add(1)
 	go r.watchLeadership()
 	return r, nil
+}
+
+// storeLockTimeout is how long opening raft.db waits for the file lock
+// another process (a running agent) holds before giving up.
+const storeLockTimeout = 2 * time.Second
+
+// raftDir is where a node keeps its Raft state inside its data dir.
+func raftDir(dataDir string) string { return filepath.Join(dataDir, "raft") }
+
+// openStores opens the log and stable store (raft.db) and the snapshot
+// store of the data dir. raft.db is locked while open: a second opener
+// gets ErrStateLocked instead of waiting forever.
+func openStores(dataDir string, retained int, hlog hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
+	dir := raftDir(dataDir)
+	bolt := *bbolt.DefaultOptions
+	bolt.Timeout = storeLockTimeout
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bolt})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, nil, fmt.Errorf("raft: open %s: %w", filepath.Join(dir, "raft.db"), ErrStateLocked)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("raft: open log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retained, hlog.Named("snapshots"))
+	if err != nil {
+		logStore.Close()
+		return nil, nil, fmt.Errorf("raft: open snapshot store: %w", err)
+	}
+	return logStore, snaps, nil
+}
+
+// raftConfig is hashicorp/raft's configuration for cfg.
+func raftConfig(cfg RaftConfig, hlog hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	return rc
 }
 
 func newTransport(cfg RaftConfig, hlog hclog.Logger) (*raft.NetworkTransport, error) {

@@ -225,6 +225,15 @@ func (r *Reconciler) ensureMember(ctx context.Context, m Member, inRaft map[stri
 		return fmt.Errorf("reconcile: %s gossips no Raft address", m.ID)
 	}
 	if !ok || s.Address != m.RaftAddr || (wantVoter && !s.Voter) {
+		// A member that gossips to other machines but advertises loopback
+		// would join as a peer nobody reaches, and replication to it would
+		// fail forever (agents refuse to start that way; older ones did not).
+		if err := CheckAdvertised(m.GossipAddr,
+			Advertised{What: "Raft", Addr: m.RaftAddr, Flag: "--raft-advertise"},
+			Advertised{What: "gRPC", Addr: m.GRPCAddr, Flag: "--grpc-advertise"},
+			Advertised{What: "HTTP", Addr: m.HTTPAddr, Flag: "--http-advertise"}); err != nil {
+			return fmt.Errorf("reconcile: not adding %s: %w", m.ID, err)
+		}
 		if r.cfg.Verify != nil {
 			if err := r.cfg.Verify(ctx, m); err != nil {
 				return fmt.Errorf("reconcile: not adding %s: cannot verify it over authenticated gRPC: %w", m.ID, err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
 	"github.com/stokehq/stoke/fsm"
@@ -81,8 +83,32 @@ func NewGRPCServer(sec *Security, log *slog.Logger, reg prometheus.Registerer) *
 	if tc := sec.ServerTLS(); tc != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
+	opts = append(opts,
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}))
 	return grpc.NewServer(opts...)
 }
+
+// Keepalive between nodes. A peer cut off without a reset (a partition, a
+// pulled cable) otherwise leaves calls to it waiting for their whole
+// deadline, and a forwarded invocation's deadline is the function's timeout.
+// Both ends ping a connection idle for keepaliveTime and close it when a
+// ping goes unanswered for keepaliveTimeout; calls on it then fail with
+// codes.Unavailable, which transportError reports as ErrTimeout (outcome
+// unknown). gRPC also sets TCP_USER_TIMEOUT to keepaliveTimeout, so when the
+// cut drops a call's own unacknowledged bytes the kernel closes the
+// connection within keepaliveTimeout, before any ping is due.
+const (
+	// keepaliveTime is gRPC's floor for client pings (smaller values are
+	// raised to it with a warning).
+	keepaliveTime = 10 * time.Second
+	// keepaliveTimeout leaves a loaded peer time to answer a ping.
+	keepaliveTimeout = 3 * time.Second
+	// keepaliveMinTime is the most frequent ping a server tolerates before
+	// it closes the connection with "too many pings"; below keepaliveTime
+	// so clients with jittery timers are never punished.
+	keepaliveMinTime = keepaliveTime / 2
+)
 
 // tokenCreds attaches the cluster token to every call.
 type tokenCreds struct{ token string }
@@ -122,7 +148,8 @@ func (d *Dialer) Conn(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := d.conns[addr]; ok {
 		return cc, nil
 	}
-	var opts []grpc.DialOption
+	opts := []grpc.DialOption{grpc.WithKeepaliveParams(keepalive.ClientParameters{
+		Time: keepaliveTime, Timeout: keepaliveTimeout, PermitWithoutStream: true})}
 	if d.sec.Insecure() {
 		opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	} else {

@@ -78,6 +78,9 @@ func runAgent(args []string) error {
 		cfg.RaftElectionTimeout = 200 * time.Millisecond
 	}
 
+	if err := checkAdvertised(cfg); err != nil {
+		return err
+	}
 	agent, err := node.New(cfg)
 	if err != nil {
 		return err

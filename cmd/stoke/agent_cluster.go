@@ -9,6 +9,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/node"
 	"github.com/stokehq/stoke/runtime"
 )
@@ -31,6 +32,31 @@ func registerClusterFlags(fs *flag.FlagSet, cfg *node.Config) {
 	fs.DurationVar(&cc.DrainTimeout, "drain-timeout", cc.DrainTimeout, "how long a leaving node waits for in-flight work")
 	fs.Int64Var(&cc.MemoryMB, "memory-mb", 0, "memory this node offers, in MB (default: the machine's)")
 	fs.IntVar(&cc.CPUs, "cpus", 0, "CPUs this node offers (default: the machine's)")
+}
+
+// checkAdvertised refuses a node that would meet peers on other machines
+// while advertising an address only this machine reaches: --raft-addr and
+// --http-addr default to loopback, and such a node would be accepted into
+// Raft yet never be reached. A node alone (development mode, or one that
+// bootstraps itself and joins nobody) may keep the defaults.
+func checkAdvertised(cfg node.Config) error {
+	cc := cfg.Cluster
+	if cfg.Dev || (len(cc.Join) == 0 && (cfg.Bootstrap || cc.BootstrapExpect == 1)) {
+		return nil
+	}
+	return cluster.CheckAdvertised(firstSet(cc.GossipAdvertise, cc.GossipAddr),
+		cluster.Advertised{What: "Raft", Addr: firstSet(cfg.RaftAdvertise, cfg.RaftAddr), Flag: "--raft-advertise"},
+		cluster.Advertised{What: "gRPC", Addr: firstSet(cc.GRPCAdvertise, cc.GRPCAddr), Flag: "--grpc-advertise"},
+		cluster.Advertised{What: "HTTP", Addr: firstSet(cc.HTTPAdvertise, cfg.HTTPAddr), Flag: "--http-advertise"})
+}
+
+func firstSet(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // joinFlag is --join: repeatable; the first use on the command line

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +51,48 @@ log_level = "debug"
 	}
 	if err := loadConfigFile(path, &cfg, &level); err == nil {
 		t.Fatal("a misspelt key was accepted")
+	}
+}
+
+// TestAgentRefusesLoopbackAdvertiseToOtherMachines: a worker started with
+// the default addresses and a --join would gossip a reachable address but
+// advertise loopback Raft and HTTP; it refuses to start, naming the flag.
+func TestAgentRefusesLoopbackAdvertiseToOtherMachines(t *testing.T) {
+	dir := t.TempDir()
+	err := runAgent([]string{"--data-dir", dir, "--join", "10.0.0.11:7946"})
+	if err == nil || !strings.Contains(err.Error(), "--raft-advertise") {
+		t.Fatalf("agent with default addresses and --join: %v, want a refusal naming --raft-advertise", err)
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "node-id")); !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("the refused agent touched its data dir: %v", serr)
+	}
+	err = runAgent([]string{"--data-dir", dir, "--join", "10.0.0.11:7946", "--raft-advertise", "10.0.0.12:9101"})
+	if err == nil || !strings.Contains(err.Error(), "--http-advertise") {
+		t.Fatalf("agent with a loopback HTTP address and --join: %v, want a refusal naming --http-advertise", err)
+	}
+
+	base := node.DefaultConfig()
+	withJoin := base
+	withJoin.Cluster.Join = []string{"10.0.0.11:7946"}
+	reachable := withJoin
+	reachable.RaftAdvertise, reachable.Cluster.HTTPAdvertise = "10.0.0.12:9101", "10.0.0.12:9000"
+	onLoopback := withJoin
+	onLoopback.Cluster.GossipAddr, onLoopback.Cluster.GRPCAddr = "127.0.0.1:7946", "127.0.0.1:9100"
+	lone := base
+	lone.Bootstrap = true
+	waiting := base // neither bootstraps nor joins: it can only be joined
+	for name, tc := range map[string]struct {
+		cfg     node.Config
+		refused bool
+	}{
+		"defaults with --join":      {withJoin, true},
+		"advertised reachable":      {reachable, false},
+		"one machine, all loopback": {onLoopback, false},
+		"lone bootstrapping node":   {lone, false},
+		"waiting to be joined":      {waiting, true},
+	} {
+		if err := checkAdvertised(tc.cfg); (err != nil) != tc.refused {
+			t.Errorf("%s: err = %v, want refused=%v", name, err, tc.refused)
+		}
 	}
 }

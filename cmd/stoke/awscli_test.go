@@ -116,20 +116,30 @@ func signedGet(ctx context.Context, url string, cr node.Credentials) error {
 // captureStdout runs f with os.Stdout redirected and returns what it wrote.
 func captureStdout(t *testing.T, f func() error) string {
 	t.Helper()
-	r, w, err := os.Pipe()
+	out, err := tryStdout(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// tryStdout runs f and returns what it printed and its error.
+func tryStdout(f func() error) (string, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
 	old := os.Stdout
 	os.Stdout = w
+	outc := make(chan []byte, 1)
+	go func() {
+		out, _ := io.ReadAll(r)
+		outc <- out
+	}()
 	ferr := f()
 	os.Stdout = old
 	w.Close()
-	out, _ := io.ReadAll(r)
-	if ferr != nil {
-		t.Fatal(ferr)
-	}
-	return string(out)
+	return string(<-outc), ferr
 }
 
 func pyZip(t *testing.T, body string) string {

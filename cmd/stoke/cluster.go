@@ -15,7 +15,8 @@ import (
 )
 
 // runCluster dispatches `stoke cluster <subcommand>`. Every subcommand
-// talks to the local agent's admin endpoints under /stoke/v1/cluster.
+// but recover talks to the local agent's admin endpoints under
+// /stoke/v1/cluster; recover works offline on a stopped server's data dir.
 func runCluster(args []string) error {
 	subs := map[string]func([]string) error{
 		"join":        clusterJoin,
@@ -23,9 +24,10 @@ func runCluster(args []string) error {
 		"members":     clusterMembers,
 		"raft":        clusterRaft,
 		"force-leave": clusterForceLeave,
+		"recover":     clusterRecover,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		return fmt.Errorf("usage: stoke cluster join ADDR... | leave | members [--json] | raft [--json] | force-leave NODE")
+		return fmt.Errorf("usage: stoke cluster join ADDR... | leave | members [--json] | raft [--json] | force-leave NODE | recover --data-dir DIR --server ID=RAFT_ADDR...")
 	}
 	return subs[args[0]](args[1:])
 }

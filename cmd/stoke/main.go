@@ -1,7 +1,7 @@
 // Command stoke is both the Stoke agent and its command-line client.
 //
 //	stoke agent [flags]        run a node (HTTP API, Raft, worker)
-//	stoke cluster ...          join, leave, members, raft, force-leave
+//	stoke cluster ...          join, leave, members, raft, force-leave, recover
 //	stoke dlq ...              list, show, redrive, purge a function's dead-letter queue
 //	stoke tls ...              create the cluster CA and node certificates
 //	stoke dev --nodes 3        start a local multi-node cluster (stoke dev stop)
@@ -33,7 +33,7 @@ type command struct {
 
 var commands = map[string]command{
 	"agent":        {"run a Stoke node", runAgent},
-	"cluster":      {"join, leave, members, raft, force-leave", runCluster},
+	"cluster":      {"join, leave, members, raft, force-leave, recover", runCluster},
 	"dlq":          {"list, show, redrive or purge a function's dead-letter queue", runDLQ},
 	"tls":          {"create the cluster CA and node certificates", runTLS},
 	"dev":          {"start (or stop) a local multi-node cluster", runDev},
