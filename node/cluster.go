@@ -405,13 +405,40 @@ func (a *Agent) stopCluster() {
 		rec.Stop()
 	}
 	if a.grpcSrv != nil {
-		a.grpcSrv.Stop()
+		stopGRPCServer(a.grpcSrv, grpcGracefulStopWait)
 	}
 	if a.grpcLn != nil {
 		a.grpcLn.Close()
 	}
 	if a.gossip != nil {
 		_ = a.gossip.Shutdown()
+	}
+}
+
+// grpcGracefulStopWait bounds how long a stopping node waits for the
+// node-to-node RPCs in progress to answer before it cuts them.
+const grpcGracefulStopWait = 2 * time.Second
+
+// stopGRPCServer stops s gracefully: the RPCs in progress get their answer
+// (on a draining node these are refusals and short control calls) and new
+// ones are turned away with GOAWAY, which a caller sees as "not sent" and
+// retries elsewhere. A hard stop cut them mid-answer instead, and a caller
+// forwarding an invocation could then only report that its outcome was
+// unknown (a 500 for a call that never ran: the rolling-restart chaos
+// scenario caught one). Streams still open after wait are cut.
+func stopGRPCServer(s *grpc.Server, wait time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.Stop()
+		<-done
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/peer"
 
 	"github.com/stokehq/stoke/cluster"
 	"github.com/stokehq/stoke/node/lambdaapi"
@@ -111,8 +112,17 @@ func (c *remoteInvoker) invoke(ctx context.Context, id string, req *lambdaapi.In
 		// The whole payload in one message, sent with the end of the
 		// request stream: one write. An error here means the request was
 		// not sent (the stream failed to open or to take it).
-		reply, err := client.InvokeWhole(ctx, start, grpc.MaxCallRecvMsgSize(maxReplyBytes))
+		var p peer.Peer
+		reply, err := client.InvokeWhole(ctx, start, grpc.MaxCallRecvMsgSize(maxReplyBytes), grpc.Peer(&p))
 		if err != nil {
+			if p.Addr == nil {
+				// gRPC sets the peer once it has made a transport stream
+				// for the call; without one nothing left this node (the
+				// callee went away between the check above and the call,
+				// or turned the stream away unprocessed with GOAWAY and
+				// the transparent retry found no connection).
+				return nil, refusal{}, false, fmt.Errorf("%w: %s: %v", errUnreachable, id, err)
+			}
 			return nil, refusal{}, true, unknownOutcome(id, req.RequestID, err)
 		}
 		return c.finish(nil, reply, id, req)

@@ -85,6 +85,10 @@ func Classify(err error) (history.Outcome, string) {
 // end records p's outcome from err, with output when acknowledged.
 func end(p *history.Pending, err error, output any) history.Op {
 	outcome, text := Classify(err)
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		p.Detailed(apiErr.ErrorMessage())
+	}
 	switch outcome {
 	case history.OK:
 		return p.OK(output)

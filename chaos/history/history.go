@@ -69,6 +69,9 @@ type Op struct {
 	// of a Fail or Unknown outcome.
 	Outcome Outcome `json:"outcome"`
 	Error   string  `json:"error,omitempty"`
+	// Detail is the server's message for a failed operation, for the
+	// people reading a failed run's history (checkers use Error).
+	Detail string `json:"detail,omitempty"`
 	// Call and Return are offsets from the Recorder's start on its
 	// monotonic clock. Return is when the answer arrived, also for Unknown
 	// outcomes (checkers that need "pending for ever" use Never instead).
@@ -119,6 +122,13 @@ func (p *Pending) Fail(code string) Op { return p.end(Fail, nil, code) }
 
 // Unknown records an operation whose effect is unknown.
 func (p *Pending) Unknown(reason string) Op { return p.end(Unknown, nil, reason) }
+
+// Detailed records the server's message for the failure that Fail or
+// Unknown will record; call it first.
+func (p *Pending) Detailed(detail string) *Pending {
+	p.op.Detail = detail
+	return p
+}
 
 func (p *Pending) end(o Outcome, output any, errText string) Op {
 	p.once.Do(func() {

@@ -93,7 +93,7 @@ func rollingRestart(t *testing.T, env *Env) check.Summary {
 			continue
 		}
 		if failed++; failed <= 5 {
-			s.Failf("call %d through %s failed (%s %s) at %.1fs, not in flight on a restarting node", op.ID, op.Node, op.Outcome, op.Error, op.Return.Seconds())
+			s.Failf("call %d through %s failed (%s %s %q) at %.1fs, not in flight on a restarting node", op.ID, op.Node, op.Outcome, op.Error, op.Detail, op.Return.Seconds())
 		}
 	}
 	env.checkRanOnce(&s, fn)
