@@ -150,15 +150,10 @@ func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease, sta
 // reserved. It returns the sandbox (state busy, registered in the pool), or
 // a failed Result when the function's Init failed (the sandbox is gone and
 // inv, if any, is answered), or a platform error. The reservation is
-// consumed either way. The Init runs in one of the pool's Init slots,
-// taken by startBy (zero: whenever one frees), and its timer starts then.
+// consumed either way. The code is made available first; then the Init
+// runs in one of the pool's Init slots, taken by startBy (zero: whenever
+// one frees), and its timer starts then.
 func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem int, initType string, startBy time.Time) (*sandbox, *Result, error) {
-	free, err := p.takeInitSlot(startBy)
-	if err != nil {
-		p.releaseLease(lease{memMB: mem})
-		return nil, nil, err
-	}
-	defer free()
 	start := time.Now()
 	sb := &sandbox{
 		fn: fn, created: start,
@@ -193,6 +188,17 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 		sb.codes = append(sb.codes, release)
 		layerDirs = append(layerDirs, dir)
 	}
+
+	// The Init slot bounds the CPU-bound part; a code fetch from a peer
+	// waits on the network and must not hold one. Time spent waiting for
+	// the slot is queueing, not Init: Init Duration leaves it out.
+	waitFrom := time.Now()
+	free, err := p.takeInitSlot(startBy)
+	if err != nil {
+		return fail(err)
+	}
+	defer free()
+	start = start.Add(time.Since(waitFrom))
 
 	var launchErr error
 	if p.cfg.Isolation == IsolationNone {
