@@ -108,9 +108,9 @@ type PoolConfig struct {
 	// once. Inits compete for CPU: unbounded, a burst slows every one of
 	// them until Init timeouts report the platform's overload as the
 	// function's failure. A cold start past the bound waits for a slot
-	// within QueueTimeout of the invocation's arrival (its Init timer
-	// starts with the slot), else fails with ErrColdStartsBusy, a
-	// throttle. 0 means DefaultMaxConcurrentInits().
+	// up to QueueTimeout once its code is ready (its Init timer starts
+	// with the slot), else fails with ErrColdStartsBusy, a throttle. 0
+	// means DefaultMaxConcurrentInits().
 	MaxConcurrentInits int
 
 	// CPUMode chooses a soft weight (default) or a hard quota for CPU.

@@ -22,7 +22,7 @@ var (
 	ErrQueueTimeout = errors.New("runtime: timed out waiting for a sandbox")
 	// ErrColdStartsBusy: the invocation needed a cold start and could not
 	// get one of the node's MaxConcurrentInits slots within QueueTimeout
-	// of its arrival (or MaxQueue cold starts were already waiting). The
+	// (or MaxQueue cold starts were already waiting). The
 	// platform is overloaded; the function has not run.
 	ErrColdStartsBusy = errors.New("runtime: too many cold starts in progress on this node")
 	// ErrSandboxUnsupported: full isolation is impossible on this machine

@@ -41,11 +41,12 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
 	p.retireSuperseded(fn)
-	// A cold start must begin its Init by then: the queue's bound holds
-	// from arrival, whatever the wait was for (memory or an Init slot).
-	startBy := time.Now()
-	if !inv.NoQueue {
-		startBy = startBy.Add(p.cfg.QueueTimeout)
+	// How long a cold start may wait for an Init slot: the queue's bound
+	// (counted from when its code is ready, so that a slow fetch from a
+	// peer does not use it up), or not at all for NoQueue.
+	slotWait := p.cfg.QueueTimeout
+	if inv.NoQueue {
+		slotWait = 0
 	}
 	var l lease
 	if inv.WarmOnly {
@@ -64,7 +65,7 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		r, err := p.run(fn, def, inv, l, startBy)
+		r, err := p.run(fn, def, inv, l, slotWait)
 		ch <- ret{r, err}
 	}()
 	select {
@@ -106,7 +107,7 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 		if err != nil {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
 		}
-		sb, failed, err := p.coldStart(fn, def, nil, l.memMB, "provisioned-concurrency", time.Time{})
+		sb, failed, err := p.coldStart(fn, def, nil, l.memMB, "provisioned-concurrency", -1)
 		if err != nil {
 			return fmt.Errorf("prewarm %s: %w", fn.FunctionName, err)
 		}
@@ -122,8 +123,8 @@ func (p *Pool) Prewarm(ctx context.Context, fn FunctionSpec, n int) error {
 }
 
 // run executes an invocation under a lease; a cold start must get its Init
-// slot by startBy.
-func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease, startBy time.Time) (Result, error) {
+// slot within slotWait.
+func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease, slotWait time.Duration) (Result, error) {
 	sb := l.sb
 	cold := sb == nil
 	if !cold && p.freezeIdle {
@@ -135,7 +136,7 @@ func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease, sta
 	if cold {
 		var failed *Result
 		var err error
-		sb, failed, err = p.coldStart(fn, def, &inv, l.memMB, "on-demand", startBy)
+		sb, failed, err = p.coldStart(fn, def, &inv, l.memMB, "on-demand", slotWait)
 		if err != nil {
 			return Result{}, err
 		}
@@ -151,9 +152,9 @@ func (p *Pool) run(fn FunctionSpec, def runtimeDef, inv Invocation, l lease, sta
 // a failed Result when the function's Init failed (the sandbox is gone and
 // inv, if any, is answered), or a platform error. The reservation is
 // consumed either way. The code is made available first; then the Init
-// runs in one of the pool's Init slots, taken by startBy (zero: whenever
-// one frees), and its timer starts then.
-func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem int, initType string, startBy time.Time) (*sandbox, *Result, error) {
+// runs in one of the pool's Init slots, taken within slotWait (negative:
+// whenever one frees), and its timer starts then.
+func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem int, initType string, slotWait time.Duration) (*sandbox, *Result, error) {
 	start := time.Now()
 	sb := &sandbox{
 		fn: fn, created: start,
@@ -193,7 +194,7 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 	// waits on the network and must not hold one. Time spent waiting for
 	// the slot is queueing, not Init: Init Duration leaves it out.
 	waitFrom := time.Now()
-	free, err := p.takeInitSlot(startBy)
+	free, err := p.takeInitSlot(slotWait)
 	if err != nil {
 		return fail(err)
 	}
@@ -284,11 +285,11 @@ func (p *Pool) coldStart(fn FunctionSpec, def runtimeDef, inv *Invocation, mem i
 	return nil, res, nil
 }
 
-// takeInitSlot waits until a cold start may begin its Init phase, until
-// startBy at most (zero: until a slot frees or the pool closes), and
-// returns the func that frees the slot. Past MaxQueue cold starts already
-// waiting, it fails at once.
-func (p *Pool) takeInitSlot(startBy time.Time) (free func(), err error) {
+// takeInitSlot waits until a cold start may begin its Init phase, for
+// wait at most (0: not at all; negative: until a slot frees or the pool
+// closes), and returns the func that frees the slot. Past MaxQueue cold
+// starts already waiting, it fails at once.
+func (p *Pool) takeInitSlot(wait time.Duration) (free func(), err error) {
 	free = func() { <-p.initSlots }
 	select {
 	case p.initSlots <- struct{}{}:
@@ -299,11 +300,10 @@ func (p *Pool) takeInitSlot(startBy time.Time) (free func(), err error) {
 		return fmt.Errorf("%w (%d initialising, the most at once; %s)", ErrColdStartsBusy, cap(p.initSlots), why)
 	}
 	var timeout <-chan time.Time
-	if !startBy.IsZero() {
-		wait := time.Until(startBy)
-		if wait <= 0 {
-			return nil, busy("the invocation could not wait")
-		}
+	if wait == 0 {
+		return nil, busy("the invocation could not wait")
+	}
+	if wait > 0 {
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		timeout = t.C
@@ -317,7 +317,7 @@ func (p *Pool) takeInitSlot(startBy time.Time) (free func(), err error) {
 	case p.initSlots <- struct{}{}:
 		return free, nil
 	case <-timeout:
-		return nil, busy(fmt.Sprintf("none freed within %v of the invocation's arrival", p.cfg.QueueTimeout))
+		return nil, busy(fmt.Sprintf("none freed within %v", wait))
 	case <-p.stop:
 		return nil, ErrClosed
 	}
