@@ -300,9 +300,15 @@ func (c *Coordinator) renewLocked(node string, d Demand, now time.Time) Grant {
 	}
 	c.seq++
 	h.grants = append(h.grants, issued{seq: c.seq, slots: slots, expiry: now.Add(c.cfg.LeaseTTL)})
-	if total := othersA + h.charge(now, maxRun) + unknown; st.effective > total+2*ceilingHeadroom(limitA) {
+	total := max(othersA+h.charge(now, maxRun), c.wantedLocked(acct, now)) + unknown
+	if st.effective > total+2*ceilingHeadroom(limitA) {
 		// Demand fell: lower the ceiling, so that a successor finds little
-		// of the account frozen.
+		// of the account frozen. Demand is what is charged and also what
+		// the holders that reported within ActiveFor asked for: a ceiling
+		// raised for one node's ask is charged only once that node comes
+		// back for the grant, and lowering it before then, on a renewal of
+		// another node or another pool, undid the raise for as long as the
+		// renewals interleaved (TestARaiseIsNotUndoneBeforeItIsUsed).
 		c.proposeLocked(acct, st, total+ceilingHeadroom(limitA), now)
 	}
 	// The pool's invocations leave room, but idle slices elsewhere hold
@@ -353,6 +359,29 @@ func (c *Coordinator) proposeLocked(acct string, st *accountState, ceiling int, 
 	st.effective = min(st.effective, ceiling)
 	c.ceilings.Propose(acct, ceiling, c.epoch)
 	return true
+}
+
+// wantedLocked sums, over the account's pools, what the holders that
+// reported within ActiveFor want (at most each pool's limit).
+func (c *Coordinator) wantedLocked(acct string, now time.Time) int {
+	n := 0
+	for q, holders := range c.pools {
+		if q.AccountID != acct {
+			continue
+		}
+		want := 0
+		for _, h := range holders {
+			if now.Sub(h.reported) <= c.cfg.ActiveFor {
+				want += h.want
+			}
+		}
+		limit, _, ok := c.limits.PoolLimit(q)
+		if !ok {
+			limit = 0
+		}
+		n += min(want, limit)
+	}
+	return n
 }
 
 // legacyChargeLocked sums what the account's holders reported holding

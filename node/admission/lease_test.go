@@ -747,3 +747,38 @@ func TestNewCoordinatorKeepsAReportedSliceOfASmallPool(t *testing.T) {
 		t.Fatalf("reserved pool charged %d > 3", c)
 	}
 }
+
+// TestARaiseIsNotUndoneBeforeItIsUsed: a node asks for a reserved pool's
+// 20 while another node holds the account's unreserved 30; the
+// coordinator raises the account's ceiling for the ask, and the other
+// node's renewal arrives before the asker comes back for its grant. That
+// renewal must not lower the ceiling again: the raise is not charged yet,
+// but it is wanted (found by make test under load, where renewals
+// interleave: a reserved function ran 2 at once while the account was
+// saturated, and an account with a limit of 50 ran 7).
+func TestARaiseIsNotUndoneBeforeItIsUsed(t *testing.T) {
+	now := time.Unix(1000, 0)
+	ceilings := &memCeilings{}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), accountLimits{}, ceilings, 1, now.Add(-time.Hour))
+	unres, resv := Pool{AccountID: "a"}, Pool{AccountID: "a", Function: "r"}
+	renew := func(node string, d Demand) Grant {
+		t.Helper()
+		g, err := coord.Renew(renewal(node, d), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g[0]
+	}
+	renew("n1", Demand{Pool: unres, Want: 30}) // raises the ceiling
+	g1 := renew("n1", Demand{Pool: unres, Want: 30})
+	if g1.Slots != 30 {
+		t.Fatalf("unreserved grant %d, want 30", g1.Slots)
+	}
+	g2 := renew("n2", Demand{Pool: resv, Want: 20}) // raises the ceiling again
+	now = now.Add(100 * time.Millisecond)
+	renew("n1", Demand{Pool: unres, Want: 37, InFlight: 30, Held: g1.ID, HeldSlots: 30, HeldRemaining: 2 * time.Second})
+	g2 = renew("n2", Demand{Pool: resv, Want: 20, InFlight: g2.Slots, Held: g2.ID, HeldSlots: g2.Slots, HeldRemaining: 2 * time.Second})
+	if c, _ := ceilings.Ceiling("a"); g2.Slots != 20 {
+		t.Fatalf("the reserved pool got %d of its 20 on its second ask (ceiling %d): the other pool's renewal undid the raise", g2.Slots, c)
+	}
+}
