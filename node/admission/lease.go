@@ -120,7 +120,12 @@ type LeaseConfig struct {
 	// difference in clock rate between node and coordinator and the
 	// scheduling delay before a grant is applied.
 	DriftMargin time.Duration
-	// RPCTimeout bounds one renewal round trip.
+	// RPCTimeout bounds one renewal round trip. A late answer is still
+	// worth having while the grant it carries can be used (its TTL less
+	// DriftMargin from the moment the request left), so this is most of
+	// the coordinator's LeaseTTL, not a network round trip: a coordinator
+	// slowed by CPU contention or GC must not look unreachable. Renewals
+	// do not wait for one another (Run keeps up to maxRenewals in flight).
 	RPCTimeout time.Duration
 	// Now is the clock (monotonic time) and After its timer; nil means
 	// time.Now and time.After. Tests replace them.
@@ -140,7 +145,7 @@ func DefaultLeaseConfig() LeaseConfig {
 		SyncSpacing:   50 * time.Millisecond,
 		IdleRelease:   30 * time.Second,
 		DriftMargin:   100 * time.Millisecond,
-		RPCTimeout:    time.Second,
+		RPCTimeout:    2 * time.Second,
 		Logger:        slog.Default(),
 	}
 }
@@ -181,6 +186,13 @@ type LeaseAdmitter struct {
 	// to fail; zero while the coordinator answers.
 	unreachableSince time.Time
 }
+
+// maxRenewals bounds the periodic renewals Run keeps in flight at once:
+// with RPCTimeout under the lease TTL and RenewInterval a third of it,
+// three let a renewal go out every interval although each answer takes
+// up to RPCTimeout, so a slow coordinator's grants still follow one
+// another without a gap.
+const maxRenewals = 3
 
 // leasePool is the node's state for one pool; guarded by LeaseAdmitter.mu.
 type leasePool struct {
@@ -486,34 +498,57 @@ func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 }
 
 // Run renews every tracked pool each RenewInterval until ctx ends, and
-// at once after a grant shrank, to acknowledge it.
+// soon after a grant shrank, to acknowledge it.
 //
-// The first renewal goes out at once, and a failed one (no leader yet, a
-// leader change) is retried after SyncSpacing, doubling up to four times
-// that: a new coordinator's grace period ends once every node has
-// reported to it, so reporting promptly matters more than sparing a few
-// requests while there is no leader.
+// A renewal goes out every RenewInterval whether or not the previous one
+// was answered (up to maxRenewals in flight): a coordinator slowed down
+// by a loaded machine answers late, and each late answer still extends
+// the lease from the moment its request left, so the grants follow one
+// another and the node goes on admitting. Waiting for each answer before
+// sending the next would leave a gap of the answer's delay at every
+// renewal, and a node throttles in that gap although nothing is wrong.
+//
+// The first renewal goes out at once, and after a failed one (no leader
+// yet, a leader change) the next follows after SyncSpacing, doubling up
+// to four times that: a new coordinator's grace period ends once every
+// node has reported to it, so reporting promptly matters more than
+// sparing a few requests while there is no leader.
 func (l *LeaseAdmitter) Run(ctx context.Context) {
+	results := make(chan error, maxRenewals)
+	inflight := 0
+	send := func() {
+		inflight++
+		go func() { results <- l.Renew(ctx) }()
+	}
+	send()
+	next := l.cfg.After(l.cfg.RenewInterval)
 	retry := l.cfg.SyncSpacing
 	for {
-		wait := l.cfg.RenewInterval
-		if err := l.Renew(ctx); err != nil {
-			l.log.Debug("lease renewal failed", "err", err)
-			wait, retry = min(retry, l.cfg.RenewInterval), min(2*retry, 4*l.cfg.SyncSpacing)
-		} else {
-			retry = l.cfg.SyncSpacing
-		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-l.cfg.After(wait):
-		case <-l.ack:
-			// Acknowledge a smaller grant, at most once per SyncSpacing.
-			select {
-			case <-ctx.Done():
-				return
-			case <-l.cfg.After(l.cfg.SyncSpacing):
+			for ; inflight > 0; inflight-- {
+				<-results
 			}
+			return
+		case err := <-results:
+			inflight--
+			if err == nil {
+				retry = l.cfg.SyncSpacing
+				continue
+			}
+			l.log.Debug("lease renewal failed", "err", err)
+			if inflight == 0 {
+				next = l.cfg.After(min(retry, l.cfg.RenewInterval))
+				retry = min(2*retry, 4*l.cfg.SyncSpacing)
+			}
+		case <-next:
+			if inflight < maxRenewals {
+				send()
+			}
+			next = l.cfg.After(l.cfg.RenewInterval)
+		case <-l.ack:
+			// Acknowledge a smaller grant soon, at most once per SyncSpacing.
+			next = l.cfg.After(l.cfg.SyncSpacing)
 		}
 	}
 }

@@ -782,3 +782,77 @@ func TestARaiseIsNotUndoneBeforeItIsUsed(t *testing.T) {
 		t.Fatalf("the reserved pool got %d of its 20 on its second ask (ceiling %d): the other pool's renewal undid the raise", g2.Slots, c)
 	}
 }
+
+// slowCoordinator answers renewals late: each takes delay of the shared
+// fake clock, and an answer later than the caller's deadline is lost, as
+// over gRPC (the deadline is the caller's RPCTimeout). before, when set,
+// is called before a renewal is delivered: renewals of other nodes that
+// reach the coordinator first.
+type slowCoordinator struct {
+	next   CoordinatorClient
+	clock  *fakeClock
+	mu     sync.Mutex
+	delay  time.Duration
+	before func()
+}
+
+func (s *slowCoordinator) RenewLeases(ctx context.Context, r Renewal) ([]Grant, error) {
+	s.mu.Lock()
+	delay, before := s.delay, s.before
+	s.mu.Unlock()
+	if dl, ok := ctx.Deadline(); ok && delay >= time.Until(dl) {
+		s.clock.Advance(time.Until(dl))
+		return nil, context.DeadlineExceeded
+	}
+	if before != nil {
+		before()
+	}
+	s.clock.Advance(delay)
+	return s.next.RenewLeases(ctx, r)
+}
+
+func (s *slowCoordinator) set(delay time.Duration, before func()) {
+	s.mu.Lock()
+	s.delay, s.before = delay, before
+	s.mu.Unlock()
+}
+
+// TestALateRenewalDoesNotThrottle: a coordinator slowed down (CPU
+// contention, GC, a busy leader) answers every renewal 1.5 s late, well
+// within the lease. The node keeps admitting throughout: a late answer
+// still extends the lease from when its request left (found by make test
+// on a loaded 2-CPU machine: answers later than the old 1 s RPCTimeout
+// were dropped, the lease ran out, and the node refused everything with
+// a 429 blaming the account's concurrency).
+func TestALateRenewalDoesNotThrottle(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 10, maxRun: time.Second}, ceilingsAt(10, 1), 1, clock.Now().Add(-time.Hour))
+	slow := &slowCoordinator{next: &simTransport{node: "n1", clock: clock, route: func(string) *Coordinator { return coord }}, clock: clock}
+	l, err := NewLeaseAdmitter(testLeaseConfig("n1", clock, true), slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var held []func()
+	for range 3 {
+		rel, err := l.Admit(ctx, unreserved("a"))
+		if err != nil {
+			t.Fatalf("admit before the coordinator slowed down: %v", err)
+		}
+		held = append(held, rel)
+	}
+	slow.set(1500*time.Millisecond, nil)
+	for round := range 10 {
+		if err := l.Renew(ctx); err != nil {
+			t.Fatalf("renewal %d, answered 1.5 s late: %v", round, err)
+		}
+		rel, err := l.Admit(ctx, unreserved("a"))
+		if err != nil {
+			t.Fatalf("admit after %v of renewals answered 1.5 s late: %v", time.Duration(round+1)*1500*time.Millisecond, err)
+		}
+		rel()
+	}
+	for _, rel := range held {
+		rel()
+	}
+}
