@@ -127,6 +127,13 @@ type LeaseConfig struct {
 	// slowed by CPU contention or GC must not look unreachable. Renewals
 	// do not wait for one another (Run keeps up to maxRenewals in flight).
 	RPCTimeout time.Duration
+	// FairShareNodes returns how many nodes share each pool (the nodes
+	// that may hold leases, as this node's replica sees them), for the
+	// fallback: a node cut off from the coordinator after its lease of a
+	// pool ran out admits up to the pool's limit divided by it. Nil, or a
+	// count below 1, disables the fallback (the node then throttles when
+	// its lease ends).
+	FairShareNodes func() int
 	// Now is the clock (monotonic time) and After its timer; nil means
 	// time.Now and time.After. Tests replace them.
 	Now   func() time.Time
@@ -199,6 +206,11 @@ type leasePool struct {
 	inflight int
 	grant    Grant
 	expiry   time.Time // local; the grant is void from then on
+	// answered is when the answer carrying grant arrived: the
+	// coordinator received the request before, so by answered+TTL (plus
+	// DriftMargin for the clocks' rates) it counts the node as possibly
+	// admitting on its fair share (Coordinator, "Fallback").
+	answered time.Time
 	// Demand observed since the last report.
 	peak, throttled int
 	lastUsed        time.Time
@@ -257,8 +269,11 @@ func (p *leasePool) slotsLocked(now time.Time) int {
 	return 0
 }
 
-// Admit admits req if the node's slice of its pool has a free slot. When
-// it has none, Admit asks the coordinator for more (one request per pool
+// Admit admits req if the node's slice of its pool has a free slot, or,
+// once the node is cut off from the coordinator and its lease of the
+// pool ran out, if its fair share of the pool has one (the fallback; see
+// FairShareNodes). A renewal that is late changes nothing here: the
+// current lease admits until it expires. When it has no free slot, Admit asks the coordinator for more (one request per pool
 // at a time, shared by every waiting Admit) and waits, for at most
 // MaxSyncRounds renewals, SyncWait and ctx. A renewal that gets no answer
 // (no leader yet, a leader change) is no verdict on the pool: it is asked
@@ -285,7 +300,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 	for {
 		now := l.now()
 		p.lastUsed = now
-		if p.inflight < p.slotsLocked(now) {
+		if p.inflight < l.admissibleLocked(p, req, now) {
 			p.inflight++
 			p.peak = max(p.peak, p.inflight)
 			l.mu.Unlock()
@@ -302,7 +317,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			// longer than anyone waits, or patience ran out: throttle at
 			// once, as Lambda does.
 			p.throttled++
-			cause := l.causeLocked(p, now)
+			cause := l.causeLocked(p, req, now)
 			l.mu.Unlock()
 			return nil, throttle(req, cause)
 		case p.failures > 0 && !spaced && now.Before(p.lastSync.Add(l.failureBackoff(p.failures))):
@@ -370,6 +385,38 @@ func (l *LeaseAdmitter) failureBackoff(failures int) time.Duration {
 	return l.cfg.SyncSpacing << min(max(failures-1, 0), 2)
 }
 
+// admissibleLocked is how many invocations of p's pool the node may run
+// now: the slots of its unexpired lease, or, when it is cut off from the
+// coordinator (no answer for the lease's TTL since the one that carried
+// it, and the renewals since failed), its fair share of the pool's limit.
+func (l *LeaseAdmitter) admissibleLocked(p *leasePool, req Request, now time.Time) int {
+	if now.Before(p.expiry) {
+		return p.grant.Slots
+	}
+	if share, ok := l.fallbackLocked(p, req, now); ok {
+		return share
+	}
+	return 0
+}
+
+// fallbackLocked returns the node's fair share of the pool and whether
+// the fallback applies now. It applies only to a pool the node held a
+// lease of: the coordinator charges the node its fair share of exactly
+// those pools while it cannot be sure the node still hears from it.
+func (l *LeaseAdmitter) fallbackLocked(p *leasePool, req Request, now time.Time) (int, bool) {
+	if l.cfg.FairShareNodes == nil || p.grant.ID == (GrantID{}) || l.unreachableSince.IsZero() {
+		return 0, false
+	}
+	if now.Before(p.answered.Add(p.grant.TTL + l.cfg.DriftMargin)) {
+		return 0, false
+	}
+	nodes := l.cfg.FairShareNodes()
+	if nodes < 1 {
+		return 0, false
+	}
+	return limitOf(req) / nodes, true
+}
+
 // cutOffLocked reports whether no renewal has reached the coordinator for
 // SyncWait or longer.
 func (l *LeaseAdmitter) cutOffLocked(now time.Time) bool {
@@ -386,15 +433,27 @@ func (l *LeaseAdmitter) reachedLocked(err error, sent time.Time) {
 	}
 }
 
-// causeLocked explains a throttle that is not plainly a full pool.
-func (l *LeaseAdmitter) causeLocked(p *leasePool, now time.Time) string {
+// causeLocked explains a throttle that is not plainly a full pool (the
+// coordinator's last answer showed the pool at its limit): "" then.
+func (l *LeaseAdmitter) causeLocked(p *leasePool, req Request, now time.Time) string {
+	if share, ok := l.fallbackLocked(p, req, now); ok {
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v and admits only its fair share of the pool, %d invocations, all running here",
+			now.Sub(l.unreachableSince).Round(time.Millisecond), share)
+	}
 	if l.cutOffLocked(now) {
-		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v", now.Sub(l.unreachableSince).Round(time.Millisecond))
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v and holds no lease of the pool",
+			now.Sub(l.unreachableSince).Round(time.Millisecond))
 	}
-	if p.grant.ID == (GrantID{}) || !now.Before(p.expiry) {
-		return "this node holds no concurrency lease for the pool; the coordinator is unreachable or the pool is full"
+	if now.Before(p.expiry) && p.limited {
+		return ""
 	}
-	return ""
+	if p.retrySoon {
+		return "the concurrency lease coordinator had not granted this node a larger share of the pool in time (it was raising the account's lease ceiling or reclaiming idle shares from other nodes)"
+	}
+	if !now.Before(p.expiry) {
+		return "this node's concurrency lease of the pool had run out and no renewal was answered in time"
+	}
+	return "this node's share of the pool is in use and the concurrency lease coordinator did not answer for more in time"
 }
 
 func (l *LeaseAdmitter) releaser(p *leasePool) func() {
@@ -486,9 +545,11 @@ func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 	if !p.grant.ID.Less(g.ID) {
 		return
 	}
-	shrunk := g.Slots < p.slotsLocked(l.now())
+	now := l.now()
+	shrunk := g.Slots < p.slotsLocked(now)
 	p.grant = g
 	p.expiry = sent.Add(g.TTL - l.cfg.DriftMargin)
+	p.answered = now
 	if shrunk {
 		select {
 		case l.ack <- struct{}{}:

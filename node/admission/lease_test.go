@@ -341,11 +341,29 @@ func TestLeasesNeverExceedTheLimit(t *testing.T) {
 		seeds = 3
 	}
 	for seed := range seeds {
-		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulateLeases(t, uint64(seed)) })
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulateLeases(t, uint64(seed), false) })
 	}
 }
 
-func simulateLeases(t *testing.T, seed uint64) {
+// TestFallbackNeverExceedsTheLimit is the same simulation with every node
+// falling back to its fair share when it is cut off from the coordinator
+// (partitions of up to 6 s, lost renewals, crashes), and one coordinator:
+// the coordinator charges a silent node its share, so the limit holds.
+// (A node cut off across a leader change may admit its share above what
+// the new coordinator accounts for; docs/architecture.md states it.)
+func TestFallbackNeverExceedsTheLimit(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 3
+	}
+	for seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { simulateLeases(t, uint64(seed), true) })
+	}
+}
+
+// simulateLeases runs the simulation; fallback turns on the nodes'
+// fair-share fallback and leaves out leader changes.
+func simulateLeases(t *testing.T, seed uint64, fallback bool) {
 	const (
 		limit  = 50
 		maxRun = 2 * time.Second
@@ -388,6 +406,9 @@ func simulateLeases(t *testing.T, seed uint64) {
 	newAdmitter := func(id string, clean bool) *LeaseAdmitter {
 		cfg := testLeaseConfig(id, clock, clean)
 		cfg.MaxSyncRounds = 1
+		if fallback {
+			cfg.FairShareNodes = func() int { return nodes }
+		}
 		l, err := NewLeaseAdmitter(cfg, &simTransport{node: id, clock: clock, route: route})
 		if err != nil {
 			t.Fatal(err)
@@ -410,7 +431,7 @@ func simulateLeases(t *testing.T, seed uint64) {
 			// but (worst case) its invocations run on to their end
 			id := fmt.Sprint("n", rng.IntN(nodes))
 			admitters[id] = newAdmitter(id, false)
-		case r < 4: // a new leader: the old coordinator grants a little longer
+		case r < 4 && !fallback: // a new leader: the old coordinator grants a little longer
 			deposed, deposedUntil = current, now.Add(ccfg.LeaderMargin)
 			epoch++
 			ceilings.mu.Lock()
@@ -854,5 +875,100 @@ func TestALateRenewalDoesNotThrottle(t *testing.T) {
 	}
 	for _, rel := range held {
 		rel()
+	}
+}
+
+// TestReservedConcurrencyWhileTheAccountIsSaturated: one node keeps the
+// account's unreserved pool full (30 of 50) and renews; another node's
+// renewals for a function reserving 20 are slow, so the first node's
+// renewals reach the coordinator in between. The reserved function still
+// gets all 20, one invocation after another through the admitter
+// (TestARaiseIsNotUndoneBeforeItIsUsed pins the coordinator's part).
+func TestReservedConcurrencyWhileTheAccountIsSaturated(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), accountLimits{}, &memCeilings{}, 1, clock.Now().Add(-time.Hour))
+	route := func(string) *Coordinator { return coord }
+	busy := newSimAdmitter(t, "n1", clock, route)
+	ctx := context.Background()
+	other := Request{AccountID: "a", Function: "o", AccountLimit: 50, ReservedTotal: 20}
+	for i := range 30 {
+		if _, err := busy.Admit(ctx, other); err != nil {
+			t.Fatalf("unreserved admit %d of 30: %v", i, err)
+		}
+	}
+	if _, err := busy.Admit(ctx, other); err == nil {
+		t.Fatal("the unreserved pool admitted a 31st invocation")
+	}
+	slow := &slowCoordinator{next: &simTransport{node: "n2", clock: clock, route: route}, clock: clock}
+	slow.set(100*time.Millisecond, func() { _ = busy.Renew(ctx) })
+	l, err := NewLeaseAdmitter(testLeaseConfig("n2", clock, true), slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := Request{AccountID: "a", Function: "r", Reserved: ptr(20), AccountLimit: 50, ReservedTotal: 20}
+	for i := range 20 {
+		if _, err := l.Admit(ctx, reserved); err != nil {
+			t.Fatalf("reserved admit %d of 20 while the account is saturated: %v", i, err)
+		}
+	}
+	if c := coord.Charged(Pool{AccountID: "a"}, clock.Now()) + coord.Charged(Pool{AccountID: "a", Function: "r"}, clock.Now()); c > 50 {
+		t.Fatalf("account charged %d > 50", c)
+	}
+}
+
+// TestACutOffNodeFallsBackToItsFairShare: a node that cannot reach the
+// coordinator once its lease ran out admits up to its fair share of the
+// pool (the limit over the nodes) instead of refusing everything, says so
+// when that share is in use, and the coordinator charges it that share
+// meanwhile, so the nodes it still hears from are granted only the rest.
+func TestACutOffNodeFallsBackToItsFairShare(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	limits := fixedLimits{limit: 30, maxRun: time.Second, nodes: []string{"n1", "n2", "n3"}}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), limits, ceilingsAt(30, 1), 1, clock.Now().Add(-time.Hour))
+	var mu sync.Mutex
+	reachable := true
+	cfg := testLeaseConfig("n1", clock, true)
+	cfg.FairShareNodes = func() int { return len(limits.nodes) }
+	l, err := NewLeaseAdmitter(cfg, &simTransport{node: "n1", clock: clock, route: func(string) *Coordinator {
+		mu.Lock()
+		defer mu.Unlock()
+		if reachable {
+			return coord
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 2 {
+		if _, err := l.Admit(ctx, unreserved("a")); err != nil {
+			t.Fatalf("admit %d with the coordinator reachable: %v", i, err)
+		}
+	}
+	mu.Lock()
+	reachable = false
+	mu.Unlock()
+	clock.Advance(DefaultCoordinatorConfig().LeaseTTL + cfg.DriftMargin)
+	if err := l.Renew(ctx); err == nil {
+		t.Fatal("a renewal through the cut reached the coordinator")
+	}
+	req := Request{AccountID: "a", Function: "f", AccountLimit: 30}
+	for i := range 8 { // 2 running + 8 = 30 / 3
+		if _, err := l.Admit(ctx, req); err != nil {
+			t.Fatalf("admit %d on the fair share: %v", i, err)
+		}
+	}
+	var te *ThrottleError
+	if _, err := l.Admit(ctx, req); !errors.As(err, &te) || !strings.Contains(te.Error(), "fair share") || strings.Contains(te.Error(), "30 is in use") {
+		t.Fatalf("admit beyond the fair share: %v, want a throttle naming the fair share and the unreachable coordinator", err)
+	}
+	pool := Pool{AccountID: "a"}
+	if c := coord.Charged(pool, clock.Now()); c < 10 {
+		t.Fatalf("the coordinator charges the silent n1 %d, want its fair share of 10", c)
+	}
+	g, _ := coord.Renew(renewal("n2", Demand{Pool: pool, Want: 30}), clock.Now())
+	if g[0].Slots > 20 {
+		t.Fatalf("n2 was granted %d while n1 may admit 10 of 30", g[0].Slots)
 	}
 }
