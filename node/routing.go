@@ -59,6 +59,10 @@ func (a *Agent) initRouting() *router {
 	a.ceilings = newRaftCeilings(a.meta, a.cfg.Logger, rc.Coordinator.ProposalTimeout/2, a.coordHost.epoch)
 	lc := rc.Leases
 	lc.NodeID, lc.Logger, lc.CleanStart = a.nodeID, a.cfg.Logger, a.leaseCleanStart()
+	// Cut off from the coordinator, the node falls back to its share of
+	// each pool over the nodes the coordinator counts (HolderNodes, here
+	// from this node's replica and gossip).
+	lc.FairShareNodes = func() int { return len(a.poolLimits.HolderNodes()) }
 	leases, err := admission.NewLeaseAdmitter(lc, leaseClient{a: a})
 	if err != nil {
 		// Validate checked every field but these two, which are set.
