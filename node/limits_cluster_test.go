@@ -46,7 +46,7 @@ func burst(t *testing.T, nodes []*Agent, name, tag string, clients, tries, ms in
 					<-time.After(time.Duration(50+rng.IntN(100)) * time.Millisecond)
 				default:
 					refused++
-					out.add(fmt.Sprintf("%d %s", r.status, r.errTyp))
+					out.addExample(fmt.Sprintf("%d %s", r.status, r.errTyp), r.body)
 				}
 			}
 		}()

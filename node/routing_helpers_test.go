@@ -387,10 +387,25 @@ func maxOverlap(runs []run) int {
 	return peak
 }
 
-// outcomes tallies invocation results by a label.
+// outcomes tallies invocation results by a label, keeping the first body
+// of each label added with addExample (String shows it, so a failure says
+// what the unexpected answer was).
 type outcomes struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu      sync.Mutex
+	n       map[string]int
+	example map[string]string
+}
+
+func (o *outcomes) addExample(label string, body []byte) {
+	o.add(label)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.example == nil {
+		o.example = map[string]string{}
+	}
+	if _, ok := o.example[label]; !ok {
+		o.example[label] = string(body[:min(len(body), 400)])
+	}
 }
 
 func (o *outcomes) add(label string) {
@@ -419,6 +434,11 @@ func (o *outcomes) String() string {
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s=%d ", k, o.n[k])
+	}
+	for _, k := range keys {
+		if e, ok := o.example[k]; ok {
+			fmt.Fprintf(&b, "(first %s: %s) ", k, e)
+		}
 	}
 	return b.String()
 }
