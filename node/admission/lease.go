@@ -441,8 +441,11 @@ func (l *LeaseAdmitter) causeLocked(p *leasePool, req Request, now time.Time) st
 			now.Sub(l.unreachableSince).Round(time.Millisecond), share)
 	}
 	if l.cutOffLocked(now) {
-		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v and holds no lease of the pool",
-			now.Sub(l.unreachableSince).Round(time.Millisecond))
+		since := now.Sub(l.unreachableSince).Round(time.Millisecond)
+		if now.Before(p.expiry) {
+			return fmt.Sprintf("this node's lease of %d slots of the pool is in use and the concurrency lease coordinator has not answered for %v", p.grant.Slots, since)
+		}
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v and holds no lease of the pool", since)
 	}
 	if now.Before(p.expiry) && p.limited {
 		return ""
