@@ -972,3 +972,99 @@ func TestACutOffNodeFallsBackToItsFairShare(t *testing.T) {
 		t.Fatalf("n2 was granted %d while n1 may admit 10 of 30", g[0].Slots)
 	}
 }
+
+// clientFunc adapts a function to CoordinatorClient.
+type clientFunc func(context.Context, Renewal) ([]Grant, error)
+
+func (f clientFunc) RenewLeases(ctx context.Context, r Renewal) ([]Grant, error) { return f(ctx, r) }
+
+// waitFor polls cond until it returns nil, failing the test after timeout
+// (a ceiling, not an expectation).
+func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRunSendsRenewalsWithoutWaitingForLateAnswers: while the coordinator
+// sits on a renewal, Run still sends the next one when the interval comes
+// round, up to maxRenewals in flight, so late answers follow one another
+// instead of leaving a gap of the delay at every renewal.
+func TestRunSendsRenewalsWithoutWaitingForLateAnswers(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	coord, _ := NewCoordinator(DefaultCoordinatorConfig(), fixedLimits{limit: 10, maxRun: time.Second}, ceilingsAt(10, 1), 1, clock.Now().Add(-time.Hour))
+	answer := make(chan struct{})
+	var mu sync.Mutex
+	calls := 0
+	client := clientFunc(func(ctx context.Context, r Renewal) ([]Grant, error) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		select {
+		case <-answer:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return coord.Renew(r, clock.Now())
+	})
+	cfg := testLeaseConfig("n1", clock, true)
+	cfg.RPCTimeout = time.Hour // the test answers; no renewal times out
+	ticks := make(chan chan time.Time, 16)
+	cfg.After = func(time.Duration) <-chan time.Time {
+		ch := make(chan time.Time, 1)
+		ticks <- ch
+		return ch
+	}
+	l, err := NewLeaseAdmitter(cfg, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.Run(ctx)
+	}()
+	inFlight := func(want int) func() error {
+		return func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if calls != want {
+				return fmt.Errorf("%d renewals sent, want %d", calls, want)
+			}
+			return nil
+		}
+	}
+	waitFor(t, time.Minute, inFlight(1)) // the first goes out at once
+	// Run's next timer, which it must set while a renewal is unanswered.
+	nextTick := func() chan time.Time {
+		t.Helper()
+		select {
+		case ch := <-ticks:
+			return ch
+		case <-time.After(time.Minute):
+			t.Fatal("Run set no timer for the next renewal while one was unanswered")
+			return nil
+		}
+	}
+	for sent := 2; sent <= maxRenewals; sent++ {
+		nextTick() <- clock.Now() // the interval comes round
+		waitFor(t, time.Minute, inFlight(sent))
+	}
+	// One more interval sends nothing: Run sets its next timer instead.
+	nextTick() <- clock.Now()
+	nextTick()
+	waitFor(t, time.Minute, inFlight(maxRenewals))
+	close(answer)
+	cancel()
+	<-done
+}
