@@ -15,7 +15,7 @@ STATICCHECK_VERSION     := v0.8.2
 PROTOC_GEN_GO_VERSION   := v1.36.12
 PROTOC_GEN_GRPC_VERSION := v1.6.2
 
-.PHONY: all build test test-short run cluster cluster-stop bench lint proto verify tools clean chaos
+.PHONY: all build test test-short test-stress run cluster cluster-stop bench lint proto verify tools clean chaos
 
 all: build
 
@@ -29,6 +29,13 @@ test: build
 ## test-short: skips the slow multi-node and real-process suites.
 test-short:
 	$(GO) test -race -count=1 -short -timeout 10m $(PKGS)
+
+## test-stress: node's multi-node suites and the chaos smoke scenarios N
+## times (default 3), with BURN=1 beside a CPU burner on one core; prints
+## how many runs of each passed (.ci/stress).
+N ?= 3
+test-stress:
+	N=$(N) BURN=$(BURN) GO=$(GO) .ci/stress
 
 ## run: one node on 127.0.0.1 with its data in ./.stoke.
 run: build

@@ -105,7 +105,13 @@ type coordinatorService struct {
 	a *Agent
 }
 
-func (s *coordinatorService) RenewLeases(_ context.Context, req *rpcpb.RenewLeasesRequest) (*rpcpb.RenewLeasesResponse, error) {
+func (s *coordinatorService) RenewLeases(ctx context.Context, req *rpcpb.RenewLeasesRequest) (*rpcpb.RenewLeasesResponse, error) {
+	// A renewal whose caller gave up (its deadline passed while it queued
+	// behind a busy leader) is not recorded: the caller counts it as
+	// unanswered, and the coordinator must not count the node as heard.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	coord := s.a.coordHost.get()
 	if coord == nil {
 		leader, _ := s.a.raft.Leader()

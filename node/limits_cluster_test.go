@@ -46,7 +46,7 @@ func burst(t *testing.T, nodes []*Agent, name, tag string, clients, tries, ms in
 					<-time.After(time.Duration(50+rng.IntN(100)) * time.Millisecond)
 				default:
 					refused++
-					out.add(fmt.Sprintf("%d %s", r.status, r.errTyp))
+					out.addExample(fmt.Sprintf("%d %s", r.status, r.errTyp), r.body)
 				}
 			}
 		}()
@@ -59,7 +59,7 @@ func burst(t *testing.T, nodes []*Agent, name, tag string, clients, tries, ms in
 // every replica has it.
 func (c *routingCluster) setAccountLimit(t *testing.T, limit, unreservedMin int32) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 	defer cancel()
 	if _, err := c.live()[0].Metadata().Apply(ctx, &fsmpb.UpdateAccountCmd{Header: &fsmpb.Header{},
 		AccountId: c.account, ConcurrencyLimit: limit, UnreservedMinimum: unreservedMin}); err != nil {
@@ -70,7 +70,7 @@ func (c *routingCluster) setAccountLimit(t *testing.T, limit, unreservedMin int3
 
 func (c *routingCluster) waitReplicas(t *testing.T, ok func(*Agent) bool) {
 	t.Helper()
-	clustertest.WaitFor(t, 10*time.Second, func() error {
+	clustertest.WaitFor(t, clusterWait, func() error {
 		for _, a := range c.live() {
 			if !ok(a) {
 				return fmt.Errorf("%s has not caught up", a.NodeID())
@@ -124,7 +124,7 @@ func TestConcurrencyLimitsCluster(t *testing.T) {
 
 	t.Run("reserved concurrency guarantees and caps", func(t *testing.T) {
 		const reserved = 20
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), clusterWait)
 		defer cancel()
 		if _, err := nodes[0].Metadata().Apply(ctx, &fsmpb.PutFunctionConcurrencyCmd{
 			Header: &fsmpb.Header{AccountId: c.account}, Name: "resv", Reserved: reserved}); err != nil {
@@ -135,7 +135,7 @@ func TestConcurrencyLimitsCluster(t *testing.T) {
 		// existed are not revoked (the account-wide sum stays within 50
 		// regardless); the pool drains to its new limit of 30 as they are
 		// renewed. Measure from then on.
-		clustertest.WaitFor(t, 10*time.Second, func() error {
+		clustertest.WaitFor(t, clusterWait, func() error {
 			slots := 0
 			for _, a := range nodes {
 				for _, p := range a.leases.Pools() {
@@ -218,7 +218,7 @@ func TestConcurrencyLimitsCluster(t *testing.T) {
 		}
 		done := make(chan *outcomes)
 		go func() { done <- burst(t, nodes, "unres", "k", 200, 8, 300) }()
-		clustertest.WaitFor(t, 20*time.Second, func() error {
+		clustertest.WaitFor(t, clusterWait, func() error {
 			if n := c.agent(victim).local.inflight.Load(); n < 5 {
 				return fmt.Errorf("%d invocations running on %s", n, victim)
 			}

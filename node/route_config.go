@@ -76,5 +76,8 @@ func (c *RoutingConfig) validate() error {
 	if c.Leases.RenewInterval*2 >= c.Coordinator.LeaseTTL {
 		return fmt.Errorf("node: routing: lease RenewInterval %v must be under half the LeaseTTL %v", c.Leases.RenewInterval, c.Coordinator.LeaseTTL)
 	}
+	if c.Leases.RPCTimeout >= c.Coordinator.LeaseTTL {
+		return fmt.Errorf("node: routing: lease RPCTimeout %v must be under the LeaseTTL %v (a later answer carries an expired grant)", c.Leases.RPCTimeout, c.Coordinator.LeaseTTL)
+	}
 	return nil
 }

@@ -39,11 +39,17 @@ type routingParts struct {
 }
 
 // runSlack is what an admitted invocation may spend besides its function
-// timeout: waiting in a pool's queue, its sandbox's Init, and a second for
-// the hops. The node's pool uses runtime's defaults for both.
+// timeout: waiting in a pool's queue, a cold start, and a second for the
+// hops. A cold start is three steps each bounded by InitTimeout on its own
+// (runtime's coldStart: fetching the code, starting the sandbox, the
+// function's Init), so it is three InitTimeouts, not one: with one, a
+// forward to a node whose cold starts were slowed by a loaded machine hit
+// its deadline while the callee was still within its bounds, and the
+// caller answered 500 "may or may not have completed" (found by make test
+// on a loaded 2-CPU machine). The node's pool uses runtime's defaults.
 func runSlack() time.Duration {
 	pc := runtime.DefaultPoolConfig()
-	return pc.QueueTimeout + pc.InitTimeout + time.Second
+	return pc.QueueTimeout + 3*pc.InitTimeout + time.Second
 }
 
 // initRouting builds the router once the pool exists. Nothing runs until
@@ -59,6 +65,10 @@ func (a *Agent) initRouting() *router {
 	a.ceilings = newRaftCeilings(a.meta, a.cfg.Logger, rc.Coordinator.ProposalTimeout/2, a.coordHost.epoch)
 	lc := rc.Leases
 	lc.NodeID, lc.Logger, lc.CleanStart = a.nodeID, a.cfg.Logger, a.leaseCleanStart()
+	// Cut off from the coordinator, the node falls back to its share of
+	// each pool over the nodes the coordinator counts (HolderNodes, here
+	// from this node's replica and gossip).
+	lc.FairShareNodes = func() int { return len(a.poolLimits.HolderNodes()) }
 	leases, err := admission.NewLeaseAdmitter(lc, leaseClient{a: a})
 	if err != nil {
 		// Validate checked every field but these two, which are set.

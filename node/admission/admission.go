@@ -7,15 +7,19 @@
 // enforces the limits across a cluster without a Raft write per
 // invocation: a Coordinator (run by the Raft leader) leases each node a
 // slice of every pool, sized from the demand the nodes report and renewed
-// in the background; a node admits only within the slice it holds and
-// stops admitting when a lease it cannot renew expires. docs/architecture.md
-// ("Admission and placement") states the guarantee and its proof sketch.
+// in the background; a node admits only within the slice it holds. A
+// late renewal changes nothing while the lease lasts; a node cut off from
+// the coordinator past its lease falls back to its fair share of each
+// pool it held (the limit over the nodes), which the coordinator charges
+// it meanwhile. docs/architecture.md ("Admission and placement") states
+// the guarantee and its proof sketch.
 package admission
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -37,17 +41,17 @@ type ThrottleError struct {
 	Cause string
 }
 
+// Error says which limit refused the invocation and, when the pool was
+// not simply full, the real cause instead of claiming that it was.
 func (e *ThrottleError) Error() string {
-	var msg string
+	pool := fmt.Sprintf("the account's unreserved concurrency of %d", e.Limit)
 	if e.Reason == ReasonReserved {
-		msg = fmt.Sprintf("Rate Exceeded. The function's reserved concurrency of %d is in use.", e.Limit)
-	} else {
-		msg = fmt.Sprintf("Rate Exceeded. The account's unreserved concurrency of %d is in use.", e.Limit)
+		pool = fmt.Sprintf("the function's reserved concurrency of %d", e.Limit)
 	}
-	if e.Cause != "" {
-		msg += " (" + e.Cause + ")"
+	if e.Cause == "" {
+		return "Rate Exceeded. " + strings.ToUpper(pool[:1]) + pool[1:] + " is in use."
 	}
-	return msg
+	return "Rate Exceeded. This node could not admit the invocation under " + pool + ": " + e.Cause + "."
 }
 
 func (e *ThrottleError) Unwrap() error { return ErrThrottled }

@@ -120,8 +120,20 @@ type LeaseConfig struct {
 	// difference in clock rate between node and coordinator and the
 	// scheduling delay before a grant is applied.
 	DriftMargin time.Duration
-	// RPCTimeout bounds one renewal round trip.
+	// RPCTimeout bounds one renewal round trip. A late answer is still
+	// worth having while the grant it carries can be used (its TTL less
+	// DriftMargin from the moment the request left), so this is most of
+	// the coordinator's LeaseTTL, not a network round trip: a coordinator
+	// slowed by CPU contention or GC must not look unreachable. Renewals
+	// do not wait for one another (Run keeps up to maxRenewals in flight).
 	RPCTimeout time.Duration
+	// FairShareNodes returns how many nodes share each pool (the nodes
+	// that may hold leases, as this node's replica sees them), for the
+	// fallback: a node cut off from the coordinator after its lease of a
+	// pool ran out admits up to the pool's limit divided by it. Nil, or a
+	// count below 1, disables the fallback (the node then throttles when
+	// its lease ends).
+	FairShareNodes func() int
 	// Now is the clock (monotonic time) and After its timer; nil means
 	// time.Now and time.After. Tests replace them.
 	Now   func() time.Time
@@ -140,7 +152,7 @@ func DefaultLeaseConfig() LeaseConfig {
 		SyncSpacing:   50 * time.Millisecond,
 		IdleRelease:   30 * time.Second,
 		DriftMargin:   100 * time.Millisecond,
-		RPCTimeout:    time.Second,
+		RPCTimeout:    2 * time.Second,
 		Logger:        slog.Default(),
 	}
 }
@@ -182,11 +194,23 @@ type LeaseAdmitter struct {
 	unreachableSince time.Time
 }
 
+// maxRenewals bounds the periodic renewals Run keeps in flight at once:
+// with RPCTimeout under the lease TTL and RenewInterval a third of it,
+// three let a renewal go out every interval although each answer takes
+// up to RPCTimeout, so a slow coordinator's grants still follow one
+// another without a gap.
+const maxRenewals = 3
+
 // leasePool is the node's state for one pool; guarded by LeaseAdmitter.mu.
 type leasePool struct {
 	inflight int
 	grant    Grant
 	expiry   time.Time // local; the grant is void from then on
+	// answered is when the answer carrying grant arrived: the
+	// coordinator received the request before, so by answered+TTL (plus
+	// DriftMargin for the clocks' rates) it counts the node as possibly
+	// admitting on its fair share (Coordinator, "Fallback").
+	answered time.Time
 	// Demand observed since the last report.
 	peak, throttled int
 	lastUsed        time.Time
@@ -245,8 +269,11 @@ func (p *leasePool) slotsLocked(now time.Time) int {
 	return 0
 }
 
-// Admit admits req if the node's slice of its pool has a free slot. When
-// it has none, Admit asks the coordinator for more (one request per pool
+// Admit admits req if the node's slice of its pool has a free slot, or,
+// once the node is cut off from the coordinator and its lease of the
+// pool ran out, if its fair share of the pool has one (the fallback; see
+// FairShareNodes). A renewal that is late changes nothing here: the
+// current lease admits until it expires. When it has no free slot, Admit asks the coordinator for more (one request per pool
 // at a time, shared by every waiting Admit) and waits, for at most
 // MaxSyncRounds renewals, SyncWait and ctx. A renewal that gets no answer
 // (no leader yet, a leader change) is no verdict on the pool: it is asked
@@ -273,7 +300,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 	for {
 		now := l.now()
 		p.lastUsed = now
-		if p.inflight < p.slotsLocked(now) {
+		if p.inflight < l.admissibleLocked(p, req, now) {
 			p.inflight++
 			p.peak = max(p.peak, p.inflight)
 			l.mu.Unlock()
@@ -290,7 +317,7 @@ func (l *LeaseAdmitter) Admit(ctx context.Context, req Request) (func(), error) 
 			// longer than anyone waits, or patience ran out: throttle at
 			// once, as Lambda does.
 			p.throttled++
-			cause := l.causeLocked(p, now)
+			cause := l.causeLocked(p, req, now)
 			l.mu.Unlock()
 			return nil, throttle(req, cause)
 		case p.failures > 0 && !spaced && now.Before(p.lastSync.Add(l.failureBackoff(p.failures))):
@@ -358,6 +385,38 @@ func (l *LeaseAdmitter) failureBackoff(failures int) time.Duration {
 	return l.cfg.SyncSpacing << min(max(failures-1, 0), 2)
 }
 
+// admissibleLocked is how many invocations of p's pool the node may run
+// now: the slots of its unexpired lease, or, when it is cut off from the
+// coordinator (no answer for the lease's TTL since the one that carried
+// it, and the renewals since failed), its fair share of the pool's limit.
+func (l *LeaseAdmitter) admissibleLocked(p *leasePool, req Request, now time.Time) int {
+	if now.Before(p.expiry) {
+		return p.grant.Slots
+	}
+	if share, ok := l.fallbackLocked(p, req, now); ok {
+		return share
+	}
+	return 0
+}
+
+// fallbackLocked returns the node's fair share of the pool and whether
+// the fallback applies now. It applies only to a pool the node held a
+// lease of: the coordinator charges the node its fair share of exactly
+// those pools while it cannot be sure the node still hears from it.
+func (l *LeaseAdmitter) fallbackLocked(p *leasePool, req Request, now time.Time) (int, bool) {
+	if l.cfg.FairShareNodes == nil || p.grant.ID == (GrantID{}) || l.unreachableSince.IsZero() {
+		return 0, false
+	}
+	if now.Before(p.answered.Add(p.grant.TTL + l.cfg.DriftMargin)) {
+		return 0, false
+	}
+	nodes := l.cfg.FairShareNodes()
+	if nodes < 1 {
+		return 0, false
+	}
+	return limitOf(req) / nodes, true
+}
+
 // cutOffLocked reports whether no renewal has reached the coordinator for
 // SyncWait or longer.
 func (l *LeaseAdmitter) cutOffLocked(now time.Time) bool {
@@ -374,15 +433,30 @@ func (l *LeaseAdmitter) reachedLocked(err error, sent time.Time) {
 	}
 }
 
-// causeLocked explains a throttle that is not plainly a full pool.
-func (l *LeaseAdmitter) causeLocked(p *leasePool, now time.Time) string {
+// causeLocked explains a throttle that is not plainly a full pool (the
+// coordinator's last answer showed the pool at its limit): "" then.
+func (l *LeaseAdmitter) causeLocked(p *leasePool, req Request, now time.Time) string {
+	if share, ok := l.fallbackLocked(p, req, now); ok {
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v and admits only its fair share of the pool, %d invocations, all running here",
+			now.Sub(l.unreachableSince).Round(time.Millisecond), share)
+	}
 	if l.cutOffLocked(now) {
-		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v", now.Sub(l.unreachableSince).Round(time.Millisecond))
+		since := now.Sub(l.unreachableSince).Round(time.Millisecond)
+		if now.Before(p.expiry) {
+			return fmt.Sprintf("this node's lease of %d slots of the pool is in use and the concurrency lease coordinator has not answered for %v", p.grant.Slots, since)
+		}
+		return fmt.Sprintf("this node has not reached the concurrency lease coordinator for %v and holds no lease of the pool", since)
 	}
-	if p.grant.ID == (GrantID{}) || !now.Before(p.expiry) {
-		return "this node holds no concurrency lease for the pool; the coordinator is unreachable or the pool is full"
+	if now.Before(p.expiry) && p.limited {
+		return ""
 	}
-	return ""
+	if p.retrySoon {
+		return "the concurrency lease coordinator had not granted this node a larger share of the pool in time (it was raising the account's lease ceiling or reclaiming idle shares from other nodes)"
+	}
+	if !now.Before(p.expiry) {
+		return "this node's concurrency lease of the pool had run out and no renewal was answered in time"
+	}
+	return "this node's share of the pool is in use and the concurrency lease coordinator did not answer for more in time"
 }
 
 func (l *LeaseAdmitter) releaser(p *leasePool) func() {
@@ -474,9 +548,11 @@ func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 	if !p.grant.ID.Less(g.ID) {
 		return
 	}
-	shrunk := g.Slots < p.slotsLocked(l.now())
+	now := l.now()
+	shrunk := g.Slots < p.slotsLocked(now)
 	p.grant = g
 	p.expiry = sent.Add(g.TTL - l.cfg.DriftMargin)
+	p.answered = now
 	if shrunk {
 		select {
 		case l.ack <- struct{}{}:
@@ -486,34 +562,57 @@ func (l *LeaseAdmitter) applyLocked(p *leasePool, g Grant, sent time.Time) {
 }
 
 // Run renews every tracked pool each RenewInterval until ctx ends, and
-// at once after a grant shrank, to acknowledge it.
+// soon after a grant shrank, to acknowledge it.
 //
-// The first renewal goes out at once, and a failed one (no leader yet, a
-// leader change) is retried after SyncSpacing, doubling up to four times
-// that: a new coordinator's grace period ends once every node has
-// reported to it, so reporting promptly matters more than sparing a few
-// requests while there is no leader.
+// A renewal goes out every RenewInterval whether or not the previous one
+// was answered (up to maxRenewals in flight): a coordinator slowed down
+// by a loaded machine answers late, and each late answer still extends
+// the lease from the moment its request left, so the grants follow one
+// another and the node goes on admitting. Waiting for each answer before
+// sending the next would leave a gap of the answer's delay at every
+// renewal, and a node throttles in that gap although nothing is wrong.
+//
+// The first renewal goes out at once, and after a failed one (no leader
+// yet, a leader change) the next follows after SyncSpacing, doubling up
+// to four times that: a new coordinator's grace period ends once every
+// node has reported to it, so reporting promptly matters more than
+// sparing a few requests while there is no leader.
 func (l *LeaseAdmitter) Run(ctx context.Context) {
+	results := make(chan error, maxRenewals)
+	inflight := 0
+	send := func() {
+		inflight++
+		go func() { results <- l.Renew(ctx) }()
+	}
+	send()
+	next := l.cfg.After(l.cfg.RenewInterval)
 	retry := l.cfg.SyncSpacing
 	for {
-		wait := l.cfg.RenewInterval
-		if err := l.Renew(ctx); err != nil {
-			l.log.Debug("lease renewal failed", "err", err)
-			wait, retry = min(retry, l.cfg.RenewInterval), min(2*retry, 4*l.cfg.SyncSpacing)
-		} else {
-			retry = l.cfg.SyncSpacing
-		}
 		select {
 		case <-ctx.Done():
-			return
-		case <-l.cfg.After(wait):
-		case <-l.ack:
-			// Acknowledge a smaller grant, at most once per SyncSpacing.
-			select {
-			case <-ctx.Done():
-				return
-			case <-l.cfg.After(l.cfg.SyncSpacing):
+			for ; inflight > 0; inflight-- {
+				<-results
 			}
+			return
+		case err := <-results:
+			inflight--
+			if err == nil {
+				retry = l.cfg.SyncSpacing
+				continue
+			}
+			l.log.Debug("lease renewal failed", "err", err)
+			if inflight == 0 {
+				next = l.cfg.After(min(retry, l.cfg.RenewInterval))
+				retry = min(2*retry, 4*l.cfg.SyncSpacing)
+			}
+		case <-next:
+			if inflight < maxRenewals {
+				send()
+			}
+			next = l.cfg.After(l.cfg.RenewInterval)
+		case <-l.ack:
+			// Acknowledge a smaller grant soon, at most once per SyncSpacing.
+			next = l.cfg.After(l.cfg.SyncSpacing)
 		}
 	}
 }
