@@ -67,14 +67,27 @@ func TestAsyncSurvivesNodeLoss(t *testing.T) {
 		t.Helper()
 		clustertest.WaitFor(t, 90*time.Second, func() error {
 			ok := log.successes("echo")
-			missing := 0
+			missing, first := 0, ""
 			for _, id := range ids {
 				if ok[id] == 0 {
-					missing++
+					if missing++; first == "" {
+						first = id
+					}
 				}
 			}
 			if missing > 0 {
-				return fmt.Errorf("%d of %d acknowledged events not delivered yet", missing, len(ids))
+				// Say where the first one stands, so a failed run shows
+				// whether it is queued, with whom, or gone from the record.
+				where := "no record in any live replica"
+				for _, a := range c.live() {
+					if ev := a.Metadata().View().AsyncEvent(first); ev != nil {
+						where = fmt.Sprintf("on %s's replica: state %v, holders %v, attempts %d, invoke count %d",
+							a.NodeID(), ev.State, ev.Holders, ev.Attempts, ev.InvokeCount)
+						break
+					}
+				}
+				return fmt.Errorf("%d of %d acknowledged events not delivered yet (%s: %s; its attempts: %s)",
+					missing, len(ids), first, where, log.describe(first))
 			}
 			for _, a := range c.live() {
 				if p, _ := a.Metadata().View().AsyncEventCounts(); p != 0 {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"strings"
 	"time"
 
 	"github.com/stokehq/stoke/cluster/clustertest"
@@ -77,6 +78,20 @@ func (l *attemptLog) snapshot() []async.Attempt {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.all)
+}
+
+// describe lists the attempts at one event: node, outcome and age each.
+func (l *attemptLog) describe(eventID string) string {
+	var out []string
+	for _, a := range l.snapshot() {
+		if a.EventID == eventID {
+			out = append(out, fmt.Sprintf("%s %v at age %v", a.Node, a.Outcome, a.Age.Round(time.Millisecond)))
+		}
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 // successes counts successful attempts per event id of a function.
