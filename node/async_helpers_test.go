@@ -12,9 +12,9 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
-	"strings"
 	"time"
 
 	"github.com/stokehq/stoke/cluster/clustertest"
