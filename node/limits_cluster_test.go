@@ -39,7 +39,7 @@ func burst(t *testing.T, nodes []*Agent, name, tag string, clients, tries, ms in
 					ok++
 					out.add("ok")
 				case r.status < 0:
-					out.add("unreachable")
+					out.addExample("unreachable", r.body)
 				case r.status == http.StatusTooManyRequests && r.retry != "":
 					refused++
 					out.add(r.reason)

@@ -273,7 +273,11 @@ type invokeResult struct {
 	retry  string // Retry-After
 }
 
-var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 60 * time.Second}
+// httpClient's timeout is a ceiling for an answer that never comes, not an
+// expectation: an invocation admitted on a loaded machine may take its
+// whole run bound (function timeout, queueing and a cold start of three
+// Init timeouts) on each of the passes the router makes.
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 3 * time.Minute}
 
 // invoke calls Invoke on node a over HTTP.
 func invoke(t testing.TB, a *Agent, name, qualifier string, payload []byte) invokeResult {
