@@ -201,6 +201,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { errc <- a.httpSrv.Serve(a.httpLn) }()
 	a.wg.Add(1)
 	go a.watchCredentials()
+	a.wg.Add(1)
+	go a.retireReplacedSandboxes()
 	a.log.Info("stoke agent started", "http", "http://"+a.HTTPAddr(), "raft", a.raft.Addr(), "grpc", a.GRPCAddr(),
 		"gossip", a.GossipAddr(), "role", a.cfg.Cluster.role(), "security", a.sec.Mode(), "data_dir", a.cfg.DataDir)
 	if a.cfg.Console != nil {

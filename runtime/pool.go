@@ -366,6 +366,60 @@ func (p *Pool) removeLocked(sb *sandbox) bool {
 	return true
 }
 
+// RetireStale tears down at once the idle sandboxes whose FunctionSpec
+// stale reports replaced (its function was updated or deleted since the
+// sandbox started), instead of leaving them idle for the keep-alive with
+// their memory reserved, and ends the Prewarm of their Key. Busy ones are
+// checked again when the caller next calls. stale is called once per Key,
+// without the pool's lock held. It returns how many sandboxes it retired.
+func (p *Pool) RetireStale(stale func(FunctionSpec) bool) int {
+	p.mu.Lock()
+	specs := make([]FunctionSpec, 0, len(p.keys))
+	for _, ks := range p.keys {
+		if len(ks.idleStack) > 0 {
+			specs = append(specs, ks.idleStack[0].fn)
+		}
+	}
+	p.mu.Unlock()
+	var staleKeys []string
+	for _, fn := range specs {
+		if stale(fn) {
+			staleKeys = append(staleKeys, fn.Key)
+		}
+	}
+	if len(staleKeys) == 0 {
+		return 0
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return 0
+	}
+	var retired []*sandbox
+	for _, key := range staleKeys {
+		ks := p.keys[key]
+		if ks == nil {
+			continue
+		}
+		ks.prewarm = 0
+		for _, sb := range slices.Clone(ks.idleStack) {
+			if p.removeLocked(sb) {
+				retired = append(retired, sb)
+			}
+		}
+	}
+	var evicted []*sandbox
+	if len(retired) > 0 {
+		evicted = p.serveQueueLocked() // the memory freed goes to the queue
+	}
+	p.mu.Unlock()
+	for _, sb := range retired {
+		p.log.Info("retiring a sandbox of a replaced configuration or code", "sandbox", sb.id, "function", sb.fn.FunctionName, "key", sb.fn.Key)
+	}
+	p.destroyAsync(append(retired, evicted...))
+	return len(retired)
+}
+
 // functionVersion identifies a function version across its Keys.
 func functionVersion(fn FunctionSpec) string {
 	return fn.AccountID + "/" + fn.FunctionName + "/" + fn.version()
