@@ -27,7 +27,7 @@ func runCluster(args []string) error {
 		"recover":     clusterRecover,
 	}
 	if len(args) == 0 || subs[args[0]] == nil {
-		return fmt.Errorf("usage: stoke cluster join ADDR... | leave | members [--json] | raft [--json] | force-leave NODE | recover --data-dir DIR --server ID=RAFT_ADDR...")
+		return fmt.Errorf("usage: stoke cluster join ADDR... | leave | members [--json] | raft [--json] | force-leave NODE | recover --data-dir DIR --server ID=RAFT_ADDR [--server ...]")
 	}
 	return subs[args[0]](args[1:])
 }
