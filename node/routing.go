@@ -42,16 +42,16 @@ type routingParts struct {
 // timeout: waiting in a pool's queue, a cold start, and a second for the
 // hops. A cold start is three steps each bounded by InitTimeout on its own
 // (runtime's coldStart: fetching the code, starting the sandbox, the
-// function's Init) plus the wait for an Init slot, bounded by QueueTimeout
-// from when the code is ready; so it is three InitTimeouts and a second
-// QueueTimeout, not one InitTimeout: with one, a
+// function's Init) plus the wait for an Init slot, bounded by InitTimeout
+// too from when the code is ready (runtime's InitSlotWait default); so it
+// is four InitTimeouts, not one: with one, a
 // forward to a node whose cold starts were slowed by a loaded machine hit
 // its deadline while the callee was still within its bounds, and the
 // caller answered 500 "may or may not have completed" (found by make test
 // on a loaded 2-CPU machine). The node's pool uses runtime's defaults.
 func runSlack() time.Duration {
 	pc := runtime.DefaultPoolConfig()
-	return 2*pc.QueueTimeout + 3*pc.InitTimeout + time.Second
+	return pc.QueueTimeout + 4*pc.InitTimeout + time.Second
 }
 
 // initRouting builds the router once the pool exists. Nothing runs until

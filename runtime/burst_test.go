@@ -32,7 +32,7 @@ func TestColdStartsPastTheInitSlotsAreThrottled(t *testing.T) {
 		"py":    codeDir(t, map[string]string{"app.py": pythonHandler}),
 	}, func(c *PoolConfig) {
 		c.MaxConcurrentInits = 1
-		c.QueueTimeout = 300 * time.Millisecond
+		c.InitSlotWait = 300 * time.Millisecond
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -83,7 +83,7 @@ func TestInitSlotsBoundConcurrentInits(t *testing.T) {
 	gated := codeDir(t, map[string]string{"app.py": gatedHandler})
 	p := newTestPool(t, map[string]string{"gated": gated}, func(c *PoolConfig) {
 		c.MaxConcurrentInits = 2
-		c.QueueTimeout = 2 * time.Minute
+		c.InitSlotWait = 2 * time.Minute
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

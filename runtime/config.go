@@ -108,10 +108,15 @@ type PoolConfig struct {
 	// once. Inits compete for CPU: unbounded, a burst slows every one of
 	// them until Init timeouts report the platform's overload as the
 	// function's failure. A cold start past the bound waits for a slot
-	// up to QueueTimeout once its code is ready (its Init timer starts
+	// up to InitSlotWait once its code is ready (its Init timer starts
 	// with the slot), else fails with ErrColdStartsBusy, a throttle. 0
 	// means DefaultMaxConcurrentInits().
 	MaxConcurrentInits int
+	// InitSlotWait bounds that wait. 0 means InitTimeout: a cold start
+	// waits no longer for a slot than its Init could have taken when all
+	// of them ran at once, so nothing that used to finish its Init in
+	// time is refused, and the Init itself never counts the wait.
+	InitSlotWait time.Duration
 
 	// CPUMode chooses a soft weight (default) or a hard quota for CPU.
 	CPUMode CPUMode
@@ -223,6 +228,9 @@ func (c PoolConfig) Validate() error {
 	if c.CPUFloorMB < 0 || c.CPUFloorMB > 10240 {
 		errs = append(errs, fmt.Errorf("CPUFloorMB is %d; it must be between 0 and 10240", c.CPUFloorMB))
 	}
+	if c.InitSlotWait < 0 {
+		errs = append(errs, fmt.Errorf("InitSlotWait is %v; it must not be negative", c.InitSlotWait))
+	}
 	if c.MaxConcurrentInits < 0 {
 		errs = append(errs, fmt.Errorf("MaxConcurrentInits is %d; it must not be negative", c.MaxConcurrentInits))
 	}
@@ -271,6 +279,13 @@ func (c PoolConfig) Validate() error {
 // fetched from a peer, a large package unpacked) from holding up others.
 func DefaultMaxConcurrentInits() int {
 	return max(8, 8*goruntime.NumCPU())
+}
+
+func (c PoolConfig) initSlotWait() time.Duration {
+	if c.InitSlotWait > 0 {
+		return c.InitSlotWait
+	}
+	return c.InitTimeout
 }
 
 func (c PoolConfig) maxConcurrentInits() int {

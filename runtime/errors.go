@@ -21,7 +21,7 @@ var (
 	// ErrQueueTimeout: the invocation waited QueueTimeout for a sandbox.
 	ErrQueueTimeout = errors.New("runtime: timed out waiting for a sandbox")
 	// ErrColdStartsBusy: the invocation needed a cold start and could not
-	// get one of the node's MaxConcurrentInits slots within QueueTimeout
+	// get one of the node's MaxConcurrentInits slots within InitSlotWait
 	// (or MaxQueue cold starts were already waiting). The
 	// platform is overloaded; the function has not run.
 	ErrColdStartsBusy = errors.New("runtime: too many cold starts in progress on this node")

@@ -41,10 +41,10 @@ func (p *Pool) Invoke(ctx context.Context, fn FunctionSpec, inv Invocation) (Res
 		inv.InvokedFunctionARN = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", fn.Region, fn.AccountID, fn.FunctionName)
 	}
 	p.retireSuperseded(fn)
-	// How long a cold start may wait for an Init slot: the queue's bound
-	// (counted from when its code is ready, so that a slow fetch from a
-	// peer does not use it up), or not at all for NoQueue.
-	slotWait := p.cfg.QueueTimeout
+	// How long a cold start may wait for an Init slot (counted from when
+	// its code is ready, so that a slow fetch from a peer does not use it
+	// up), or not at all for NoQueue.
+	slotWait := p.cfg.initSlotWait()
 	if inv.NoQueue {
 		slotWait = 0
 	}
