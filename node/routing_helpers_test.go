@@ -276,8 +276,13 @@ type invokeResult struct {
 // httpClient's timeout is a ceiling for an answer that never comes, not an
 // expectation: an invocation admitted on a loaded machine may take its
 // whole run bound (function timeout, queueing and a cold start of three
-// Init timeouts) on each of the passes the router makes.
-var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 3 * time.Minute}
+// Init timeouts) on each of the passes the router makes. Idle connections
+// are dropped well before the agent's 2 min IdleTimeout: a POST sent on a
+// connection the server is closing that instant fails with "server closed
+// idle connection" and, not being idempotent, is not retried by the
+// transport (a limits test lost a call to it between two bursts).
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second},
+	Timeout: 3 * time.Minute}
 
 // invoke calls Invoke on node a over HTTP.
 func invoke(t testing.TB, a *Agent, name, qualifier string, payload []byte) invokeResult {
