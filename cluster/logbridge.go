@@ -86,10 +86,20 @@ func (b *hcBridge) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 // tag as memberlist and raft write them ("[DEBUG] memberlist: ...") sets the
 // slog level and is stripped.
 func NewStdLogger(l *slog.Logger) *log.Logger {
-	return log.New(&levelWriter{l: l}, "", 0)
+	return log.New(&levelWriter{l: l, untagged: slog.LevelInfo}, "", 0)
 }
 
-type levelWriter struct{ l *slog.Logger }
+// NewStdLoggerAt is NewStdLogger for a writer whose lines carry no level
+// tag and all deserve level (net/http's server logs handler panics and
+// accept errors that way: at Info they would vanish from a test's log).
+func NewStdLoggerAt(l *slog.Logger, level slog.Level) *log.Logger {
+	return log.New(&levelWriter{l: l, untagged: level}, "", 0)
+}
+
+type levelWriter struct {
+	l        *slog.Logger
+	untagged slog.Level
+}
 
 var levelTags = []struct {
 	tag   string
@@ -101,7 +111,7 @@ var levelTags = []struct {
 
 func (w *levelWriter) Write(p []byte) (int, error) {
 	line := string(bytes.TrimRight(p, "\n"))
-	level := slog.LevelInfo
+	level := w.untagged
 	for _, t := range levelTags {
 		if rest, ok := strings.CutPrefix(line, t.tag); ok {
 			level, line = t.level, strings.TrimSpace(rest)

@@ -131,7 +131,7 @@ func New(cfg Config) (*Agent, error) {
 		Handler:           cfg.HTTP.BodyDeadlines(a.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          cluster.NewStdLogger(a.log.With("component", "http")),
+		ErrorLog:          cluster.NewStdLoggerAt(a.log.With("component", "http"), slog.LevelWarn),
 	}
 	if err := a.startCluster(); err != nil {
 		a.Close()
