@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,7 +78,7 @@ func TestRecoverLoneSurvivor(t *testing.T) {
 	}
 
 	// A new server joins the recovered cluster and takes part in its quorum.
-	cfg := clustertest.FastRaftConfig(t, "fresh", t.TempDir(), freeAddr(t))
+	cfg := clustertest.FastRaftConfig(t, "fresh", t.TempDir(), clustertest.FreeAddr(t))
 	fresh, err := cluster.NewRaft(cfg, fsm.New())
 	if err != nil {
 		t.Fatal(err)
@@ -159,18 +158,8 @@ func TestRecoverRefusesUnsafeCases(t *testing.T) {
 func TestSecondOpenerOfRaftStateIsRefused(t *testing.T) {
 	c := clustertest.NewRaftCluster(t, 1, nil)
 	n := c.Nodes[0]
-	_, err := cluster.NewRaft(clustertest.FastRaftConfig(t, n.ID, n.Dir, freeAddr(t)), fsm.New())
+	_, err := cluster.NewRaft(clustertest.FastRaftConfig(t, n.ID, n.Dir, clustertest.FreeAddr(t)), fsm.New())
 	if !errors.Is(err, cluster.ErrStateLocked) {
 		t.Fatalf("second NewRaft on a data dir in use: %v, want ErrStateLocked", err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -239,7 +238,7 @@ func (ta *testAgent) stop(t *testing.T) {
 func serverConfig(t *testing.T, id, dir, keyFile string, join ...string) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.NodeID, cfg.DataDir, cfg.ClusterKeyFile = id, dir, keyFile
-	cfg.HTTPAddr, cfg.RaftAddr = freeLoopbackAddr(t), freeLoopbackAddr(t)
+	cfg.HTTPAddr, cfg.RaftAddr = clustertest.FreeAddr(t), clustertest.FreeAddr(t)
 	cfg.RaftHeartbeatTimeout, cfg.RaftElectionTimeout = 400*time.Millisecond, 400*time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.Logger = clustertest.Logger(t, slog.LevelWarn).With("node", id)
@@ -262,16 +261,6 @@ func serverConfig(t *testing.T, id, dir, keyFile string, join ...string) node.Co
 		g.GossipToTheDeadTime, g.LoadInterval, g.LeavePropagateDelay = fast.GossipToTheDeadTime, fast.LoadInterval, fast.LeavePropagateDelay
 	}
 	return cfg
-}
-
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func fileExists(path string) bool {
