@@ -147,11 +147,19 @@ func ReadCredentials(path string) (Credentials, error) {
 }
 
 func writeCredentials(path string, c Credentials) error {
+	return writePrivateFile(path, []byte(c.Profile("stoke")))
+}
+
+// writePrivateFile replaces path with data, 0600, through a temporary file
+// renamed into place. A leftover temporary file is removed first: WriteFile
+// would keep its permissions, whatever they are.
+func writePrivateFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(c.Profile("stoke")), 0o600); err != nil {
+	_ = os.Remove(tmp)
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -50,13 +50,5 @@ func writeMetricsToken(path, token string) error {
 	if b, err := os.ReadFile(path); err == nil && string(b) == token+"\n" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	_ = os.Remove(tmp) // a leftover would keep its own permissions
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writePrivateFile(path, []byte(token+"\n"))
 }
